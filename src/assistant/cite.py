@@ -1,0 +1,94 @@
+"""Citations: what each [n] points at, the primary study behind it, and checks that every marker is honest."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from assistant.references import Reference, link_citations
+from assistant.sentences import clean_markup
+
+MARKER = re.compile(r"\[(\d{1,3})\]")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be been but by can do does for from has have how i if in into is it its of on or our "
+    "should so than that the their them there these they this to was we were what when where which who why will "
+    "with you your".split()
+)
+
+
+@dataclass
+class Citation:
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    section: str
+    quote: str
+    page: int | None = None
+    reference: dict | None = None  # the primary study the quoted passage cites, if any
+    references: list[dict] = field(default_factory=list)
+    source_url: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def location(self) -> str:
+        parts = [self.title]
+        if self.section:
+            parts.append(self.section)
+        if self.page:
+            parts.append(f"page {self.page}")
+        return " > ".join(parts)
+
+
+def markers_in(text: str) -> list[int]:
+    return [int(m) for m in MARKER.findall(text)]
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+
+
+def lexical_support(sentence: str, passage: str) -> float:
+    """Share of the sentence's content words found in the passage (1.0 for a verbatim quote)."""
+    words = content_words(sentence)
+    if not words:
+        return 0.0
+    return len(words & content_words(passage)) / len(words)
+
+
+_MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+
+
+def linked_sources(text: str) -> list[Reference]:
+    """Markdown links used as sources ("([Publisher](https://...))"), as references."""
+    found = {}
+    for label, url in _MARKDOWN_LINK.findall(text):
+        found.setdefault(url, Reference(key=url, authors=(), year=None, title=label, venue="", url=url, doi=None, text=label))
+    return list(found.values())
+
+
+def primary_references(quote: str, passage_text: str, references: list[Reference]) -> list[Reference]:
+    """Studies the quoted sentence cites; else those cited or linked by the bullet or paragraph it sits in."""
+    cited = link_citations(quote, references)
+    if cited:
+        return cited
+    anchor = clean_markup(quote)[:40]
+    for block in re.split(r"\n", passage_text):
+        if anchor and anchor in clean_markup(block):
+            return link_citations(block, references) or linked_sources(block)
+    return []
+
+
+def citation_problems(answer_text: str, citations: list[Citation], retrieved_ids: set[str]) -> list[str]:
+    """Every [n] must name a citation, and every citation a passage that was retrieved."""
+    problems = []
+    numbers = {c.n for c in citations}
+    for n in markers_in(answer_text):
+        if n not in numbers:
+            problems.append(f"[{n}] has no citation")
+    for citation in citations:
+        if citation.chunk_id not in retrieved_ids:
+            problems.append(f"[{citation.n}] cites {citation.chunk_id}, which was not retrieved")
+    return problems

@@ -1,0 +1,156 @@
+"""The `assistant` command: ingest, ask, sources and serve, each a thin call into the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from assistant.themes import THEMES
+
+
+def _service():
+    from assistant.service import AssistantService
+
+    return AssistantService()
+
+
+def cmd_ingest(args) -> int:
+    from assistant.loaders import SUPPORTED_SUFFIXES
+
+    service = _service()
+    try:
+        report = service.ingest([Path(p) for p in args.paths] or None, rebuild=args.rebuild)
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted. The previous index is unchanged and still in use; run `assistant ingest` again to finish "
+            "(documents already processed are kept and will not be embedded again).",
+            file=sys.stderr,
+        )
+        return 130
+    for outcome in report.outcomes:
+        if outcome.status == "failed":
+            print(f"  FAILED  {outcome.path}: {outcome.message}", file=sys.stderr)
+        elif outcome.status in ("added", "updated", "removed") or args.verbose:
+            detail = f" ({outcome.chunks} chunks)" if outcome.chunks else ""
+            note = f" - {outcome.message}" if outcome.message else ""
+            print(f"  {outcome.status:<9} {outcome.source}{detail}{note}")
+    print(f"Index: {report.summary()} in {report.seconds:.1f} s.")
+    if report.failures:
+        print(f"{len(report.failures)} file(s) could not be indexed; supported types: {', '.join(SUPPORTED_SUFFIXES)}.", file=sys.stderr)
+    return 1 if report.failures and not any(o.status != "failed" for o in report.outcomes) else 0
+
+
+def _print_answer(answer) -> None:
+    print(answer.text)
+    if answer.notice:
+        print(f"\nNote: {answer.notice}")
+    if answer.citations:
+        print("\nSources")
+        for c in answer.citations:
+            print(f"[{c.n}] {c.location()}")
+            print(f"    \"{c.quote}\"")
+            if c.reference:
+                link = c.reference.get("url") or (f"https://doi.org/{c.reference['doi']}" if c.reference.get("doi") else "")
+                print(f"    Primary study: {c.reference.get('text', '')[:200]}{' ' + link if link and link not in c.reference.get('text', '') else ''}")
+
+
+def _error_object(question: str, message: str) -> dict:
+    return {
+        "question": question,
+        "answer": message,
+        "abstained": True,
+        "citations": [],
+        "retrieved": [],
+        "timings_ms": {},
+        "backend": None,
+        "error": message,
+    }
+
+
+def cmd_ask(args) -> int:
+    from assistant.index import IndexMissing
+    from assistant.service import QuestionError
+
+    service = _service()
+    questions = sys.stdin if args.question == "-" else [args.question]
+    status = 0
+    for line in questions:
+        question = line.rstrip("\n") if args.question == "-" else line
+        if args.question == "-" and not question.strip():
+            continue
+        try:
+            answer = service.ask(question, document=args.document, theme=args.theme)
+        except (QuestionError, IndexMissing) as exc:
+            status = 2
+            if args.json:
+                print(json.dumps(_error_object(question, str(exc)), ensure_ascii=False), flush=True)
+            else:
+                print(f"Error: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            _print_answer(answer)
+    return status if args.question != "-" else 0
+
+
+def cmd_sources(args) -> int:
+    service = _service()
+    documents = service.sources()
+    if args.json:
+        print(json.dumps(documents, ensure_ascii=False, indent=1))
+        return 0
+    if not documents:
+        print("No documents are indexed yet. Run `assistant ingest`.")
+        return 0
+    width = max(len(d["source"]) for d in documents)
+    for d in documents:
+        print(f"{d['source']:<{width}}  {d['chunks']:>4} chunks  {d['short_title']}")
+    print(f"{len(documents)} documents, {sum(d['chunks'] for d in documents)} chunks.")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from assistant.ui import launch
+
+    launch(host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description="Cited answers about co-production in health and care.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="index the corpus and your documents (unchanged files are skipped)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: corpus/ and uploaded documents)")
+    p.add_argument("--rebuild", action="store_true", help="re-process every document from scratch")
+    p.add_argument("-v", "--verbose", action="store_true", help="list unchanged documents too")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="ask a question; '-' reads one question per line from stdin")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object per question")
+    p.add_argument("--document", help="only search this document (its id from `assistant sources`)")
+    p.add_argument("--theme", choices=sorted(THEMES), help="only search passages on this theme")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("sources", help="list indexed documents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sources)
+
+    p = sub.add_parser("serve", help="start the chat UI")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The persistent index: Chroma vectors and a BM25 index over the same chunks, swapped in atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.embeddings import Embedder
+from assistant.splitter import Chunk
+
+COLLECTION = "passages"
+CURRENT_POINTER = "CURRENT"
+GENERATION_PREFIX = "gen-"
+_BM25_STOPWORDS = "english"
+
+
+class IndexMissing(Exception):
+    """No complete index exists yet."""
+
+
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize_for_bm25(texts: list[str], stemmer) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords=_BM25_STOPWORDS, stemmer=stemmer, return_ids=False, show_progress=False)
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class DocumentRecord:
+    """Everything indexing one document produced; cached by content so unchanged files are never redone."""
+
+    manifest_entry: dict
+    chunks: list[Chunk]
+    chunk_vectors: np.ndarray
+    sentences: list[tuple[str, str]]  # (chunk_id, sentence)
+    sentence_vectors: np.ndarray
+    references: list[dict]
+
+
+class DocumentCache:
+    """Content-addressed store of DocumentRecords: written once, complete or absent."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        return self.directory / f"{key}.json", self.directory / f"{key}.npz"
+
+    def has(self, key: str) -> bool:
+        json_path, npz_path = self._paths(key)
+        return json_path.exists() and npz_path.exists()
+
+    def put(self, key: str, record: DocumentRecord) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        json_path, npz_path = self._paths(key)
+        tmp = npz_path.with_name(f".{key}.{uuid.uuid4().hex}.tmp.npz")
+        np.savez(tmp, chunks=record.chunk_vectors, sentences=record.sentence_vectors)
+        os.replace(tmp, npz_path)
+        # The JSON is written last: its presence marks the record complete.
+        write_json_atomic(
+            json_path,
+            {
+                "manifest_entry": record.manifest_entry,
+                "chunks": [c.to_dict() for c in record.chunks],
+                "sentences": record.sentences,
+                "references": record.references,
+            },
+        )
+
+    def get(self, key: str) -> DocumentRecord:
+        json_path, npz_path = self._paths(key)
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        with np.load(npz_path) as arrays:
+            chunk_vectors, sentence_vectors = arrays["chunks"], arrays["sentences"]
+        return DocumentRecord(
+            manifest_entry=data["manifest_entry"],
+            chunks=[Chunk.from_dict(c) for c in data["chunks"]],
+            chunk_vectors=chunk_vectors,
+            sentences=[tuple(s) for s in data["sentences"]],
+            sentence_vectors=sentence_vectors,
+            references=data.get("references", []),
+        )
+
+    def prune(self, keep: set[str]) -> None:
+        """Drop records no document uses any more, and temporary files of interrupted writes."""
+        if not self.directory.exists():
+            return
+        for path in self.directory.iterdir():
+            if path.name.split(".")[0] not in keep:  # temporary files start with "." and never match
+                path.unlink(missing_ok=True)
+
+
+class IndexStore:
+    """Generations of the index under one directory; CURRENT names the complete one in use."""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+        self.cache = DocumentCache(self.index_dir / "documents")
+
+    def current_generation(self) -> Path | None:
+        pointer = self.index_dir / CURRENT_POINTER
+        if not pointer.exists():
+            return None
+        name = pointer.read_text(encoding="utf-8").strip()
+        generation = self.index_dir / name
+        return generation if (generation / "manifest.json").exists() else None
+
+    def current_manifest(self) -> dict:
+        generation = self.current_generation()
+        if generation is None:
+            return {"documents": {}}
+        return json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+
+    def remove_abandoned(self) -> None:
+        """Delete generations a crashed or interrupted run left behind, and older ones."""
+        current = self.current_generation()
+        for path in self.index_dir.glob(f"{GENERATION_PREFIX}*"):
+            if current is None or path.resolve() != current.resolve():
+                shutil.rmtree(path, ignore_errors=True)
+
+    def build_generation(self, records: list[DocumentRecord], manifest_meta: dict, embedder: Embedder) -> Path:
+        """Write a complete new generation, then point CURRENT at it in one atomic rename."""
+        import bm25s
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{GENERATION_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        generation = self.index_dir / name
+        generation.mkdir()
+
+        chunks = [c for r in records for c in r.chunks]
+        client = chromadb.PersistentClient(path=str(generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+        collection = client.create_collection(
+            COLLECTION, embedding_function=make_chroma_embedding_function(embedder), configuration={"hnsw": {"space": "cosine"}}
+        )
+        batch = 1000
+        for record in records:
+            for start in range(0, len(record.chunks), batch):
+                part = record.chunks[start : start + batch]
+                collection.add(
+                    ids=[c.chunk_id for c in part],
+                    embeddings=record.chunk_vectors[start : start + batch],
+                    documents=[c.text for c in part],
+                    metadatas=[chroma_metadata(c) for c in part],
+                )
+        del collection, client
+
+        if chunks:
+            retriever = bm25s.BM25()
+            retriever.index(bm25s.tokenize([c.embedding_text() for c in chunks], stopwords=_BM25_STOPWORDS, stemmer=_stemmer(), show_progress=False), show_progress=False)
+            retriever.save(str(generation / "bm25"), show_progress=False)
+
+        with open(generation / "chunks.jsonl", "w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+        sentence_rows = [s for r in records for s in r.sentences]
+        vectors = [r.sentence_vectors for r in records if len(r.sentence_vectors)]
+        np.save(generation / "sentence_vectors.npy", np.vstack(vectors) if vectors else np.zeros((0, 1), dtype=np.float32))
+        write_json_atomic(generation / "sentences.json", sentence_rows)
+        references = {ref["key"] + "@" + r.manifest_entry["source"]: ref for r in records for ref in r.references}
+        write_json_atomic(generation / "references.json", references)
+
+        manifest = dict(manifest_meta)
+        manifest["documents"] = {r.manifest_entry["source"]: r.manifest_entry for r in records}
+        manifest["chunk_count"] = len(chunks)
+        write_json_atomic(generation / "manifest.json", manifest)
+
+        pointer_tmp = self.index_dir / f".{CURRENT_POINTER}.{uuid.uuid4().hex}.tmp"
+        pointer_tmp.write_text(name, encoding="utf-8")
+        os.replace(pointer_tmp, self.index_dir / CURRENT_POINTER)
+        return generation
+
+
+def chroma_metadata(chunk: Chunk) -> dict:
+    """Chroma takes scalars and non-empty lists only."""
+    metadata = {"source": chunk.source, "title": chunk.title, "section": chunk.section, "ordinal": chunk.ordinal}
+    if chunk.page is not None:
+        metadata["page"] = chunk.page
+    if chunk.themes:
+        metadata["themes"] = list(chunk.themes)
+    return metadata
+
+
+def make_chroma_embedding_function(embedder: Embedder):
+    """Chroma gets our model explicitly, so it never falls back to downloading its own."""
+    from chromadb.api.types import EmbeddingFunction
+
+    class _SentenceTransformerFunction(EmbeddingFunction):
+        def __init__(self, model: Embedder):
+            self._model = model
+
+        def __call__(self, input):  # noqa: A002 - Chroma's protocol names it 'input'
+            return list(self._model.embed_documents(list(input)))
+
+        @staticmethod
+        def name() -> str:
+            return "assistant-sentence-transformers"
+
+        def get_config(self) -> dict:
+            return {"model": self._model.name}
+
+        @staticmethod
+        def build_from_config(config: dict):
+            raise NotImplementedError("the assistant always passes its embedding function explicitly")
+
+    return _SentenceTransformerFunction(embedder)
+
+
+class LoadedIndex:
+    """One generation opened for querying: dense search through LangChain's Chroma, BM25, chunk table."""
+
+    def __init__(self, generation: Path, embedder: Embedder):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+        from langchain_chroma import Chroma
+
+        self.generation = generation
+        self.manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+        self.chunks: list[Chunk] = []
+        with open(generation / "chunks.jsonl", encoding="utf-8") as handle:
+            for line in handle:
+                self.chunks.append(Chunk.from_dict(json.loads(line)))
+        self.position = {c.chunk_id: i for i, c in enumerate(self.chunks)}
+        self._client = chromadb.PersistentClient(path=str(generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+        self.vectorstore = Chroma(
+            client=self._client,
+            collection_name=COLLECTION,
+            embedding_function=embedder.model,
+            create_collection_if_not_exists=False,
+        )
+        self._stemmer = _stemmer()
+        self.bm25 = None
+        if self.chunks:
+            import bm25s
+
+            self.bm25 = bm25s.BM25.load(str(generation / "bm25"), load_vocab=True, show_progress=False)
+        self.sentence_vectors = np.load(generation / "sentence_vectors.npy")
+        self.sentences: list[tuple[str, str]] = [tuple(s) for s in json.loads((generation / "sentences.json").read_text(encoding="utf-8"))]
+        self.sentences_by_chunk: dict[str, list[int]] = {}
+        for row, (chunk_id, _) in enumerate(self.sentences):
+            self.sentences_by_chunk.setdefault(chunk_id, []).append(row)
+        self.references: dict[str, dict] = json.loads((generation / "references.json").read_text(encoding="utf-8"))
+
+    def dense_search(self, query_vector: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) best first."""
+        if not self.chunks:
+            return []
+        k = min(k, len(self.chunks))
+        results = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
+            embedding=query_vector.tolist(), k=k, filter=where
+        )
+        return [(doc.id, float(score)) for doc, score in results if doc.id in self.position]
+
+    def keyword_search(self, query: str, k: int, allowed: np.ndarray | None) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) best first, zero scores dropped."""
+        if self.bm25 is None:
+            return []
+        tokens = tokenize_for_bm25([query], self._stemmer)[0]
+        if not tokens:
+            return []
+        scores = np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self.chunks[i].chunk_id, float(scores[i])) for i in order if scores[i] > 0]
+
+    def reference(self, source: str, key: str) -> dict | None:
+        return self.references.get(f"{key}@{source}")
+
+    def close(self) -> None:
+        self.vectorstore = None
+        self._client = None
+
+
+def open_current(store: IndexStore, embedder: Embedder) -> LoadedIndex:
+    generation = store.current_generation()
+    if generation is None:
+        raise IndexMissing(f"no index in {store.index_dir}; run `assistant ingest` first")
+    return LoadedIndex(generation, embedder)

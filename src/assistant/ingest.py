@@ -1,0 +1,271 @@
+"""Incremental ingestion: finds files, skips unchanged ones by hash, and swaps in a complete new index."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from assistant.embeddings import Embedder
+from assistant.index import DocumentRecord, IndexStore
+from assistant.loaders import SUPPORTED_SUFFIXES, LoadError, load
+from assistant.references import parse_references
+from assistant.splitter import is_reference_section, split_document
+
+# Bump when loading, splitting or tagging changes, so cached records are rebuilt.
+PIPELINE_VERSION = "2"
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class FileOutcome:
+    source: str
+    path: str
+    status: str  # added | updated | unchanged | removed | failed | skipped
+    chunks: int = 0
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    generation: str | None = None
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failures(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "unchanged", "removed", "failed", "skipped") if self.count(s)]
+        return ", ".join(parts) or "nothing to index"
+
+
+@dataclass
+class IngestOptions:
+    chunk_size: int
+    chunk_overlap: int
+    max_bytes: int
+    corpus_dir: Path
+    uploads_dir: Path
+
+
+def source_id(path: Path, options: IngestOptions) -> str:
+    """A document's id: its path inside the corpus, 'uploads/<name>' for uploads, else its absolute path."""
+    resolved = path.resolve()
+    for root, prefix in ((options.corpus_dir, ""), (options.uploads_dir, "uploads/")):
+        try:
+            return prefix + resolved.relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            continue
+    return resolved.as_posix()
+
+
+def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
+    """Supported files under the given paths; unsupported files named explicitly are reported."""
+    files: list[Path] = []
+    problems: list[FileOutcome] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                if candidate.is_file() and not any(part.startswith(".") for part in candidate.relative_to(path).parts):
+                    if candidate.suffix.lower() in SUPPORTED_SUFFIXES:
+                        files.append(candidate)
+        elif path.is_file():
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(path)
+            else:
+                problems.append(FileOutcome(path.name, str(path), "failed", message=f"unsupported file type '{path.suffix}'"))
+        elif not path.exists():
+            problems.append(FileOutcome(path.name, str(path), "failed", message="no such file or folder"))
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return unique, problems
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_key(content_sha: str, source: str, options: IngestOptions, model_name: str) -> str:
+    basis = "|".join([content_sha, source, model_name, str(options.chunk_size), str(options.chunk_overlap), PIPELINE_VERSION])
+    return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+def process_file(path: Path, source: str, content_sha: str, options: IngestOptions, embedder: Embedder) -> DocumentRecord:
+    """Load, split, tag and embed one document."""
+    document = load(path, max_bytes=options.max_bytes)
+    reference_text = "\n\n".join(s.text for s in document.sections if is_reference_section(s.heading_path))
+    references = parse_references(reference_text) if reference_text else []
+    chunks = split_document(document, source, options.chunk_size, options.chunk_overlap, references)
+    if not chunks:
+        raise LoadError("no indexable text was found")
+    sentences = [(c.chunk_id, s) for c in chunks for s in c.quotable_sentences()]
+    chunk_vectors = embedder.embed_documents([c.embedding_text() for c in chunks])
+    sentence_vectors = embedder.embed_documents([s for _, s in sentences]) if sentences else np.zeros((0, chunk_vectors.shape[1]), np.float32)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    entry = {
+        "source": source,
+        "path": str(path),
+        "sha256": content_sha,
+        "size": path.stat().st_size,
+        "title": document.title,
+        "short_title": str(document.metadata.get("short_title") or document.title),
+        "chunks": len(chunks),
+        "themes": sorted({t for c in chunks for t in c.themes}),
+        "metadata": {k: v for k, v in document.metadata.items() if isinstance(v, (str, int, float, list))},
+        "warnings": document.warnings,
+        "added_at": now,
+        "indexed_at": now,
+    }
+    return DocumentRecord(entry, chunks, chunk_vectors, sentences, sentence_vectors, [r.to_dict() for r in references])
+
+
+@contextmanager
+def index_lock(index_dir: Path):
+    """One writer at a time (the UI and the CLI may both ingest)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _under(path: str, roots: list[Path]) -> bool:
+    resolved = Path(path).resolve()
+    return any(resolved == r or r in resolved.parents for r in roots)
+
+
+def ingest(
+    paths: list[Path],
+    store: IndexStore,
+    embedder: Embedder,
+    options: IngestOptions,
+    rebuild: bool = False,
+    remove_sources: Iterable[str] = (),
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Bring the index in line with the files under `paths`; the old index serves until the new one is complete."""
+    started = time.perf_counter()
+    report = IngestReport()
+    with index_lock(store.index_dir):
+        store.remove_abandoned()
+        previous = store.current_manifest()
+        previous_docs: dict[str, dict] = previous.get("documents", {})
+        settings_changed = previous.get("embedding_model") not in (None, embedder.name) or previous.get("chunking") not in (
+            None,
+            {"size": options.chunk_size, "overlap": options.chunk_overlap, "pipeline": PIPELINE_VERSION},
+        )
+        files, problems = collect_files(paths)
+        report.outcomes.extend(problems)
+        roots = [Path(p).resolve() for p in paths]
+        records: dict[str, DocumentRecord] = {}
+        keys: dict[str, str] = {}
+
+        work: list[tuple[Path, str]] = [(path, source_id(path, options)) for path in files]
+        scanned_sources = {source for _, source in work}
+        removals = set(remove_sources)
+        # Documents outside this run's paths stay as they are, re-embedded only if settings changed.
+        for source, entry in previous_docs.items():
+            if source in scanned_sources or source in removals:
+                continue
+            if _under(entry["path"], roots) and not Path(entry["path"]).exists():
+                report.outcomes.append(FileOutcome(source, entry["path"], "removed", message="file no longer exists"))
+                continue
+            key = record_key(entry["sha256"], source, options, embedder.name)
+            if not rebuild and store.cache.has(key):
+                records[source], keys[source] = store.cache.get(key), key
+            elif Path(entry["path"]).exists():
+                work.append((Path(entry["path"]), source))
+            else:
+                report.outcomes.append(FileOutcome(source, entry["path"], "removed", message="file missing; could not re-index with new settings"))
+        for source in removals & set(previous_docs):
+            report.outcomes.append(FileOutcome(source, previous_docs[source]["path"], "removed", message="removed on request"))
+
+        bar = _progress_bar(len(work)) if progress is None else None
+        for done, (path, source) in enumerate(work, start=1):
+            if progress:
+                progress(done - 1, len(work), path.name)
+            outcome = _index_one(path, source, previous_docs.get(source), store, embedder, options, rebuild, records, keys)
+            report.outcomes.append(outcome)
+            if bar is not None:
+                bar.set_postfix_str(path.name[-40:])
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        if progress:
+            progress(len(work), len(work), "")
+
+        changed = any(o.status in ("added", "updated", "removed") for o in report.outcomes)
+        if changed or rebuild or settings_changed or store.current_generation() is None:
+            meta = {
+                "format": 1,
+                "embedding_model": embedder.name,
+                "chunking": {"size": options.chunk_size, "overlap": options.chunk_overlap, "pipeline": PIPELINE_VERSION},
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            ordered = [records[s] for s in sorted(records)]
+            generation = store.build_generation(ordered, meta, embedder)
+            report.generation = generation.name
+            store.remove_abandoned()
+            store.cache.prune(set(keys.values()))
+        else:
+            current = store.current_generation()
+            report.generation = current.name if current else None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _index_one(path, source, previous_entry, store, embedder, options, rebuild, records, keys) -> FileOutcome:
+    try:
+        content_sha = file_sha256(path)
+    except OSError as exc:
+        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, f"cannot read the file: {exc}")
+    key = record_key(content_sha, source, options, embedder.name)
+    unchanged = previous_entry is not None and previous_entry["sha256"] == content_sha
+    if not rebuild and store.cache.has(key):
+        record = store.cache.get(key)
+        status = "unchanged" if unchanged else ("updated" if previous_entry else "added")
+    else:
+        try:
+            record = process_file(path, source, content_sha, options, embedder)
+        except LoadError as exc:
+            return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, str(exc))
+        if previous_entry:
+            record.manifest_entry["added_at"] = previous_entry.get("added_at", record.manifest_entry["added_at"])
+        store.cache.put(key, record)
+        status = "updated" if previous_entry and not unchanged else ("unchanged" if unchanged else "added")
+    records[source], keys[source] = record, key
+    return FileOutcome(source, str(path), status, chunks=len(record.chunks), message="; ".join(record.manifest_entry.get("warnings", [])))
+
+
+def _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, message) -> FileOutcome:
+    """A file that fails now keeps its last good version in the index, if it had one."""
+    if previous_entry:
+        key = record_key(previous_entry["sha256"], source, options, embedder.name)
+        if store.cache.has(key):
+            records[source], keys[source] = store.cache.get(key), key
+            message += " (the previously indexed version is kept)"
+    return FileOutcome(source, str(path), "failed", message=message)
+
+
+def _progress_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="Indexing", disable=total == 0)

