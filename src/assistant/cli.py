@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sources)
 
+    from assistant.evaluation.command import add_eval_parser
+
+    add_eval_parser(sub)
+
     p = sub.add_parser("serve", help="start the chat UI")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)

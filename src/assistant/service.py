@@ -138,6 +138,23 @@ class AssistantService:
 
     # -- asking ----------------------------------------------------------------------------
 
+    def retriever(self, index: LoadedIndex) -> Retriever:
+        primary = {
+            source
+            for source, entry in index.manifest.get("documents", {}).items()
+            if (entry.get("metadata") or {}).get("evidence") == "primary"
+        }
+        return Retriever(
+            index,
+            self.embedder,
+            candidates=self.settings.candidates,
+            rrf_k=self.settings.rrf_k,
+            weights=self.settings.fusion_weights,
+            primary_sources=primary,
+            primary_quota=self.settings.primary_quota,
+            document_weights={source: self.settings.primary_boost for source in primary},
+        )
+
     def check_question(self, question: str) -> str:
         question = (question or "").strip()
         if not question:
@@ -168,7 +185,7 @@ class AssistantService:
             raise QuestionError(f"Unknown theme {theme!r}; choose one of: {', '.join(THEMES)}.")
         index = self.index
         query = standalone_query(question, history or [])
-        retriever = Retriever(index, self.embedder, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
+        retriever = self.retriever(index)
         retrieval = retriever.retrieve(query, top_k=self.settings.top_k, filters=Filters(document=document, theme=theme))
         retrieved_at = time.perf_counter()
         answerer = ExtractiveAnswerer(
