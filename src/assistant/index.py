@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.embeddings import Embedder
+from chromadb.api.types import EmbeddingFunction
+
+from assistant.embeddings import Embedder, get_embedder
 from assistant.splitter import Chunk
 
 COLLECTION = "passages"
@@ -152,7 +154,7 @@ class IndexStore:
         chunks = [c for r in records for c in r.chunks]
         client = chromadb.PersistentClient(path=str(generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
         collection = client.create_collection(
-            COLLECTION, embedding_function=make_chroma_embedding_function(embedder), configuration={"hnsw": {"space": "cosine"}}
+            COLLECTION, embedding_function=SentenceTransformerFunction(embedder), configuration={"hnsw": {"space": "cosine"}}
         )
         batch = 1000
         for record in records:
@@ -202,29 +204,25 @@ def chroma_metadata(chunk: Chunk) -> dict:
     return metadata
 
 
-def make_chroma_embedding_function(embedder: Embedder):
+class SentenceTransformerFunction(EmbeddingFunction):
     """Chroma gets our model explicitly, so it never falls back to downloading its own."""
-    from chromadb.api.types import EmbeddingFunction
 
-    class _SentenceTransformerFunction(EmbeddingFunction):
-        def __init__(self, model: Embedder):
-            self._model = model
+    def __init__(self, model: Embedder):
+        self._model = model
 
-        def __call__(self, input):  # noqa: A002 - Chroma's protocol names it 'input'
-            return list(self._model.embed_documents(list(input)))
+    def __call__(self, input):  # noqa: A002 - Chroma's protocol names it 'input'
+        return list(self._model.embed_documents(list(input)))
 
-        @staticmethod
-        def name() -> str:
-            return "assistant-sentence-transformers"
+    @staticmethod
+    def name() -> str:
+        return "assistant-sentence-transformers"
 
-        def get_config(self) -> dict:
-            return {"model": self._model.name}
+    def get_config(self) -> dict:
+        return {"model_path": self._model.model_path, "model_name": self._model.name}
 
-        @staticmethod
-        def build_from_config(config: dict):
-            raise NotImplementedError("the assistant always passes its embedding function explicitly")
-
-    return _SentenceTransformerFunction(embedder)
+    @staticmethod
+    def build_from_config(config: dict) -> "SentenceTransformerFunction":
+        return SentenceTransformerFunction(get_embedder(config["model_path"], config["model_name"]))
 
 
 class LoadedIndex:

@@ -178,9 +178,10 @@ def ingest(
         records: dict[str, DocumentRecord] = {}
         keys: dict[str, str] = {}
 
-        work: list[tuple[Path, str]] = [(path, source_id(path, options)) for path in files]
-        scanned_sources = {source for _, source in work}
         removals = set(remove_sources)
+        work: list[tuple[Path, str]] = [(path, source_id(path, options)) for path in files]
+        work = [(path, source) for path, source in work if source not in removals]
+        scanned_sources = {source for _, source in work}
         # Documents outside this run's paths stay as they are, re-embedded only if settings changed.
         for source, entry in previous_docs.items():
             if source in scanned_sources or source in removals:

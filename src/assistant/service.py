@@ -68,7 +68,7 @@ class AssistantService:
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress=None, remove: tuple[str, ...] = ()) -> IngestReport:
         return ingest(
-            [Path(p) for p in (paths or self.default_paths())],
+            [Path(p) for p in (self.default_paths() if paths is None else paths)],
             self.store,
             self.embedder,
             self._options(),
