@@ -10,7 +10,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export ORT_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install ingest bench eval clean
+.PHONY: run test install ingest bench eval clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,11 +29,20 @@ run: $(STAMP)
 	$(VENV)/bin/assistant ingest
 	$(PY) app.py
 
-test: $(STAMP)
+# Browser tests drive Debian's chromium (Playwright cannot download its own browsers here).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/core.py
+	$(PY) benchmarks/retrieval_vs_baseline.py
+
+eval: $(STAMP)
+	$(VENV)/bin/assistant ingest
+	$(VENV)/bin/assistant eval --report test-output/eval
 
 clean:
 	rm -rf $(VENV) data

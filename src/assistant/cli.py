@@ -115,7 +115,7 @@ def cmd_sources(args) -> int:
 def cmd_serve(args) -> int:
     from assistant.ui import launch
 
-    launch(host=args.host, port=args.port)
+    launch(host=args.host, port=args.port, auth=args.auth)
     return 0
 
 
@@ -144,9 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
 
+    p = sub.add_parser("prepare", help="plan a training session on a topic, with cited evidence")
+    p.add_argument("--topic", required=True, help='e.g. "power dynamics in co-design workshops"')
+    p.add_argument("--audience", help="who the session is for (default: staff and patient partners)")
+    p.add_argument("--minutes", type=int, default=90, help="session length, 15 to 480 (default 90)")
+    p.add_argument("--format", default="md", help="md, docx, html or json (default md)")
+    p.add_argument("--out", help="write to this file instead of printing (required for docx)")
+
+    def cmd_prepare(args) -> int:
+        from assistant.session_plan import cmd_prepare as prepare
+
+        return prepare(args)
+
+    p.set_defaults(func=cmd_prepare)
+
     p = sub.add_parser("serve", help="start the chat UI")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--auth", default=None, help="user:password; required when --host is not a loopback address")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -120,6 +120,8 @@ class AssistantService:
                 "themes": entry.get("themes", []),
                 "licence": (entry.get("metadata") or {}).get("licence"),
                 "source_url": (entry.get("metadata") or {}).get("source_url"),
+                "attribution": (entry.get("metadata") or {}).get("attribution"),
+                "sources": [s for s in (entry.get("metadata") or {}).get("sources") or [] if isinstance(s, dict)],
             }
             for source, entry in sorted(documents.items())
         ]

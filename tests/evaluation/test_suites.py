@@ -57,16 +57,28 @@ def _units(text: str) -> list[str]:
     return [normalise(" ".join(unit)) for unit in units]
 
 
+FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.DOTALL)
+
+
+def _body(text: str) -> str:
+    """The text without YAML front matter: a snippet must sit in what a reader sees, not in metadata."""
+    return FRONT_MATTER.sub("", text, count=1)
+
+
 @cache
 def _source_units(document: str) -> tuple[str, ...] | None:
-    """The units of the text an evidence document points at, or None if it is missing."""
+    """The units of the text an evidence document points at, or None if it is missing.
+
+    ``review/...`` is checked against the seed text; every other document (``notes/ebcd.md`` …)
+    against ``corpus/<document>`` with its front matter removed.
+    """
     if document.startswith("review/"):
         path = SEED
     else:
         path = CORPUS / document
     if not path.is_file():
         return None
-    return tuple(_units(path.read_text(encoding="utf-8")))
+    return tuple(_units(_body(path.read_text(encoding="utf-8"))))
 
 
 def _load(path: Path) -> list[dict]:
@@ -103,7 +115,30 @@ def test_seed_text_is_present():
 
 
 def test_expected_suites_exist():
-    assert {"review.yaml", "out_of_scope.yaml", "adversarial.yaml"} <= set(SUITES)
+    assert {"review.yaml", "out_of_scope.yaml", "adversarial.yaml", "notes.yaml"} <= set(SUITES)
+
+
+PREFIXES = {
+    "running-co-production": ("run",),
+    "power-dynamics": ("power",),
+    "recruitment": ("recruit",),
+    "measurement": ("measure", "method"),
+    "ebcd": ("ebcd",),
+    "always-events": ("always",),
+    "out-of-scope": ("oos",),
+    "adversarial": ("adv",),
+}
+
+
+@pytest.mark.parametrize("item", ALL_CASES, ids=_case_id)
+def test_id_prefix_matches_theme(item):
+    _, case = item
+    prefix = case["id"].rsplit("-", 1)[0]
+    assert prefix in PREFIXES[case["theme"]], f"{case['id']}: theme {case['theme']} uses prefix {' or '.join(PREFIXES[case['theme']])}-"
+
+
+def test_total_suite_size():
+    assert len(ALL_CASES) >= 80, f"only {len(ALL_CASES)} cases across all suites"
 
 
 def test_ids_are_unique_across_suites():
@@ -228,3 +263,38 @@ def test_adversarial_suite():
     assert not all(case["answerable"] for case in cases), "some adversarial cases should be refused"
     longest = max(len(" ".join([case["question"]] * case.get("repeat", 1))) for case in cases)
     assert longest >= 15_000, f"the longest adversarial input is only {longest} characters"
+
+
+def test_notes_suite():
+    """notes.yaml: answerable questions whose evidence sits only in the toolkit notes (corpus/notes/*.md)."""
+    cases = SUITES["notes.yaml"]
+    assert sum(1 for case in cases if case["answerable"]) >= 20
+    notes = {path.relative_to(CORPUS).as_posix() for path in (CORPUS / "notes").glob("*.md")}
+    cited: set[str] = set()
+    for case in cases:
+        assert case["theme"] in TOPIC_THEMES, f"{case['id']}: notes cases use the topic themes"
+        for label, turn in _turns(case):
+            assert _is_answerable(case, turn), f"{label}: every notes case is answerable"
+            for evidence in turn["evidence"]:
+                assert evidence["document"] in notes, f"{label}: {evidence['document']!r} is not a file in corpus/notes/"
+                cited.add(evidence["document"])
+    assert {"notes/ebcd.md", "notes/always-events.md", "notes/measuring-experience-and-co-production.md",
+            "notes/principles-of-co-production.md", "notes/payment-and-reimbursement.md"} <= cited
+
+
+def test_notes_snippets_are_in_the_note_bodies():
+    """Every notes/ snippet sits inside one paragraph, bullet or heading of the note itself, front matter excluded."""
+    checked = 0
+    for _, case in ALL_CASES:
+        for label, turn in _turns(case):
+            for evidence in turn.get("evidence") or []:
+                if not evidence["document"].startswith("notes/"):
+                    continue
+                path = CORPUS / evidence["document"]
+                assert path.is_file(), f"{label}: {path} is missing"
+                units = _units(_body(path.read_text(encoding="utf-8")))
+                assert any(normalise(evidence["snippet"]) in unit for unit in units), (
+                    f"{label}: snippet not in one unit of {evidence['document']}: {evidence['snippet']!r}"
+                )
+                checked += 1
+    assert checked >= 20

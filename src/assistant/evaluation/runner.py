@@ -1,4 +1,18 @@
-"""Runs evaluation turns through the service and scores each one with the deterministic metrics."""
+"""Runs evaluation turns through the service and scores each one with the deterministic metrics.
+
+Scores per turn (``TurnResult.scores``):
+
+* ``abstained``, ``abstention_correct`` (abstained exactly when the turn is unanswerable), ``latency_ms``;
+* answerable turns with evidence: ``hit@1``, ``hit@3``, ``hit@5``, ``recall@5``, ``mrr``, ``ndcg@5``,
+  ``context_budget_hit`` (evidence inside the first :data:`CONTEXT_BUDGET_CHARS` characters of the ranked
+  passages) and ``first_hit_rank``;
+* answerable turns: ``keypoint_coverage`` (0.0 when the assistant abstained: the user got none of the points);
+* turns that were answered: ``citation_markers``, ``citation_validity`` (share of ``[n]`` markers that name a
+  citation whose passage was retrieved) and ``citation_support`` (share of valid markers whose passage
+  supports the sentence carrying it, see :class:`SupportScorer`).
+
+Judged metrics (``judged_*``) are added only when a :class:`~assistant.evaluation.judge.Judge` is given.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +23,30 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.cite import MARKER, lexical_support
+from assistant.sentences import clean_markup
 from assistant.evaluation import metrics
 from assistant.evaluation.suites import Turn, turns_of
 
 K_VALUES = (1, 3, 5)
+#: Characters of ranked passages (laid end to end) that an answer can reasonably draw on.
 CONTEXT_BUDGET_CHARS = 2000
-# A cited passage supports a sentence when it holds at least half the sentence's content words
-# AND their embeddings agree at cosine >= 0.5 (verbatim quotes pass both trivially).
+#: A cited passage supports a sentence when BOTH hold:
+#: * lexical: at least this share of the sentence's content words (stop words and words of one or two
+#:   letters dropped, see ``assistant.cite.content_words``) occur in the passage, and
 SUPPORT_LEXICAL = 0.5
+#: * embedding: the sentence's cosine similarity to the most similar sentence of the passage (the sentence
+#:   vectors stored in the index; the whole passage when it has none) is at least this.
+#: A sentence quoted verbatim (after normalising case, punctuation and Markdown) passes both trivially.
 SUPPORT_COSINE = 0.5
+
+RETRIEVAL_METRICS = ("hit@1", "hit@3", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit")
+ANSWER_METRICS = ("citation_validity", "citation_support", "keypoint_coverage")
+ABSTENTION_METRICS = ("abstention_accuracy", "abstention_precision", "abstention_recall", "abstention_f1")
+LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms")
+#: Averaged over the turns a judge scored; present only when judged metrics ran.
+JUDGED_METRICS = ("judged_groundedness", "judged_relevance")
+#: Every figure a summary can hold for a group of turns (``--fail-under`` accepts the score-like ones).
+SUMMARY_METRICS = RETRIEVAL_METRICS + ANSWER_METRICS + ABSTENTION_METRICS + LATENCY_METRICS + JUDGED_METRICS
 
 
 @dataclass
@@ -25,11 +54,13 @@ class TurnResult:
     turn: Turn
     response: dict
     scores: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # per-citation checks and judge verdicts, for reports
 
     def to_dict(self) -> dict:
         return {
             "id": self.turn.id,
             "case_id": self.turn.case_id,
+            "turn": self.turn.turn,
             "suite": self.turn.suite,
             "theme": self.turn.theme,
             "question": self.turn.question,
@@ -37,56 +68,120 @@ class TurnResult:
             "evidence": [{"document": d, "snippet": s} for d, s in self.turn.evidence],
             "key_points": self.turn.key_points,
             "scores": self.scores,
+            "details": self.details,
             "response": self.response,
         }
 
 
+_MARKER_GROUP = re.compile(r"((?:\s*\[\d{1,3}\])+)")
+
+
 def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
-    """Each sentence or list item of an answer with the [n] markers it carries."""
-    pieces = []
+    """The answer's claims, each with the [n] markers that cite it (markers removed from the text).
+
+    A marker group cites the text before it back to the previous marker group or the start of the line
+    (list markers dropped), the usual reading of inline citations: "A. B [1]. C [2]" gives
+    ("A. B", [1]) and ("C", [2]). Text after a line's last marker is returned with no markers.
+    """
+    pieces: list[tuple[str, list[int]]] = []
     for line in answer.splitlines():
-        line = re.sub(r"^\s*[-*]\s+", "", line).strip()
+        line = re.sub(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", "", line).strip()
         if not line:
             continue
-        for sentence in re.split(r"(?<=\])\s+(?=[A-Z])", line):
-            numbers = [int(n) for n in MARKER.findall(sentence)]
-            pieces.append((MARKER.sub("", sentence).strip(), numbers))
+        parts = _MARKER_GROUP.split(line)
+        for i in range(0, len(parts), 2):
+            text = parts[i].strip().lstrip(".,;:!?)]} ").strip()
+            numbers = [int(n) for n in MARKER.findall(parts[i + 1])] if i + 1 < len(parts) else []
+            if re.search(r"\w", text):
+                pieces.append((text, numbers))
+            elif numbers and pieces:  # markers with no text of their own extend the claim before them
+                pieces[-1][1].extend(numbers)
     return pieces
 
 
-def citation_scores(response: dict, embedder) -> dict:
+def _plain(text: str) -> str:
+    """Normalised text with Markdown link targets and emphasis dropped, for verbatim checks."""
+    return metrics.normalise(clean_markup(text))
+
+
+class SupportScorer:
+    """Decides whether a cited passage supports a sentence (lexical overlap AND embedding similarity).
+
+    Embeddings of answer sentences are cached across turns; passages use the sentence vectors already in
+    the index, so scoring costs one small embedding batch per turn at most.
+    """
+
+    def __init__(self, embedder, index=None):
+        self.embedder = embedder
+        self.index = index
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _vectors(self, texts: list[str]) -> list[np.ndarray]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            for text, vector in zip(missing, self.embedder.embed_documents(missing)):
+                self._cache[text] = np.asarray(vector, dtype=np.float32)
+        return [self._cache[t] for t in texts]
+
+    def cosine(self, sentence: str, chunk_id: str, passage: str) -> float:
+        needle = _plain(sentence)
+        if needle and needle in _plain(passage):
+            return 1.0
+        (vector,) = self._vectors([sentence])
+        rows = self.index.sentences_by_chunk.get(chunk_id) if self.index is not None else None
+        if rows:
+            return float(np.max(self.index.sentence_vectors[rows] @ vector))
+        (passage_vector,) = self._vectors([passage])
+        return float(passage_vector @ vector)
+
+    def check(self, sentence: str, chunk_id: str, passage: str) -> dict:
+        verbatim = bool(_plain(sentence)) and _plain(sentence) in _plain(passage)
+        lexical = 1.0 if verbatim else lexical_support(sentence, passage)
+        cosine = self.cosine(sentence, chunk_id, passage) if lexical >= SUPPORT_LEXICAL else None
+        return {
+            "lexical": round(lexical, 3),
+            "cosine": None if cosine is None else round(cosine, 3),
+            "supported": lexical >= SUPPORT_LEXICAL and cosine is not None and cosine >= SUPPORT_COSINE,
+        }
+
+
+def citation_scores(response: dict, scorer: SupportScorer) -> tuple[dict, list[dict]]:
     """Validity: every marker names a retrieved passage. Support: the cited passage backs the sentence."""
     retrieved = {p["chunk_id"]: p["text"] for p in response.get("retrieved", [])}
     by_number = {c["n"]: c for c in response.get("citations", [])}
-    markers, valid, supported, checked = 0, 0, 0, 0
+    checks: list[dict] = []
     for sentence, numbers in cited_sentences(response.get("answer", "")):
         for n in numbers:
-            markers += 1
             citation = by_number.get(n)
-            if citation is None or citation["chunk_id"] not in retrieved:
-                continue
-            valid += 1
-            checked += 1
-            passage = retrieved[citation["chunk_id"]]
-            if lexical_support(sentence, passage) >= SUPPORT_LEXICAL and _cosine(embedder, sentence, passage) >= SUPPORT_COSINE:
-                supported += 1
-    return {
+            check = {"marker": n, "sentence": sentence, "valid": False, "supported": False}
+            if citation is None:
+                check["problem"] = f"[{n}] has no citation"
+            elif citation.get("chunk_id") not in retrieved:
+                check["problem"] = f"[{n}] cites {citation.get('chunk_id')}, which was not retrieved"
+            else:
+                check["valid"] = True
+                check.update(scorer.check(sentence, citation["chunk_id"], retrieved[citation["chunk_id"]]))
+                if not check["supported"]:
+                    check["problem"] = f"[{n}] does not support its sentence"
+            checks.append(check)
+    markers = len(checks)
+    valid = [c for c in checks if c["valid"]]
+    scores = {
         "citation_markers": markers,
-        "citation_validity": 1.0 if markers == 0 else valid / markers,
-        "citation_support": 1.0 if checked == 0 else supported / checked,
+        "citation_validity": 1.0 if markers == 0 else len(valid) / markers,
+        "citation_support": 1.0 if not valid else sum(c["supported"] for c in valid) / len(valid),
     }
+    return scores, checks
 
 
-def _cosine(embedder, a: str, b: str) -> float:
-    if a.strip() and a.strip() in b:
-        return 1.0
-    vectors = embedder.embed_documents([a, b])
-    return float(np.dot(vectors[0], vectors[1]))
-
-
-def score_turn(turn: Turn, response: dict, embedder) -> dict:
-    scores: dict = {"abstained": bool(response.get("abstained")), "latency_ms": response.get("timings_ms", {}).get("total", 0.0)}
+def score_turn(turn: Turn, response: dict, scorer: SupportScorer) -> tuple[dict, dict]:
+    """The deterministic scores of one answered turn, and the details behind them."""
+    scores: dict = {
+        "abstained": bool(response.get("abstained")),
+        "latency_ms": float((response.get("timings_ms") or {}).get("total", 0.0)),
+    }
     scores["abstention_correct"] = scores["abstained"] != turn.answerable
+    details: dict = {}
     if turn.answerable and turn.evidence:
         ranked = [(p["source"], p["text"]) for p in response.get("retrieved", [])]
         for k in K_VALUES:
@@ -96,64 +191,109 @@ def score_turn(turn: Turn, response: dict, embedder) -> dict:
         scores["ndcg@5"] = metrics.ndcg_at_k(turn.evidence, ranked, 5)
         scores["context_budget_hit"] = float(metrics.context_budget_hit(turn.evidence, ranked, CONTEXT_BUDGET_CHARS))
         scores["first_hit_rank"] = metrics.first_hit_rank(turn.evidence, ranked)
-        if not scores["abstained"]:
-            scores["keypoint_coverage"] = metrics.keypoint_coverage(response.get("answer", ""), turn.key_points)
+    if turn.answerable:
+        scores["keypoint_coverage"] = 0.0 if scores["abstained"] else metrics.keypoint_coverage(response.get("answer", ""), turn.key_points)
     if not scores["abstained"]:
-        scores.update(citation_scores(response, embedder))
-    return scores
+        citation, checks = citation_scores(response, scorer)
+        scores.update(citation)
+        details["citations"] = checks
+    return scores, details
 
 
-def run_cases(service, cases: list[dict], backend: str | None = None, progress: bool = True) -> list[TurnResult]:
-    """Ask every turn of every case, follow-ups with the case's earlier questions as history."""
+def _error_response(question: str, message: str, started: float) -> dict:
+    return {
+        "question": question,
+        "answer": message,
+        "abstained": True,
+        "citations": [],
+        "retrieved": [],
+        "backend": None,
+        "error": message,
+        "timings_ms": {"total": round((time.perf_counter() - started) * 1000, 1)},
+    }
+
+
+def run_cases(service, cases: list[dict], backend: str | None = None, progress: bool = True, judge=None) -> list[TurnResult]:
+    """Ask every turn of every case, follow-ups with the case's earlier questions as history.
+
+    A question the service refuses (``QuestionError``, e.g. an over-long input) is recorded as an
+    abstention carrying the error message. With a ``judge``, each turn also gets judged scores.
+    """
     from assistant.service import QuestionError
 
-    all_turns = [(case, turns_of(case, case.get("_suite", ""))) for case in cases]
-    total = sum(len(t) for _, t in all_turns)
+    all_turns = [turns_of(case, case.get("_suite", "")) for case in cases]
+    total = sum(len(t) for t in all_turns)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="question", desc="Evaluating")
+        bar = tqdm(total=total, unit="turn", desc="Evaluating", dynamic_ncols=True)
+    try:
+        index = service.index
+    except Exception:  # noqa: BLE001 - an index that cannot open fails in ask() with a clear message
+        index = None
+    scorer = SupportScorer(service.embedder, index)
     results = []
-    for _, turns in all_turns:
-        history: list[str] = []
-        for turn in turns:
-            started = time.perf_counter()
-            try:
-                response = service.ask(turn.question, history=history, backend=backend).to_dict()
-            except QuestionError as exc:
-                response = {"question": turn.question, "answer": str(exc), "abstained": True, "citations": [], "retrieved": [],
-                            "error": str(exc), "timings_ms": {"total": round((time.perf_counter() - started) * 1000, 1)}}
-            results.append(TurnResult(turn, response, score_turn(turn, response, service.embedder)))
-            history.append(turn.question)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+    try:
+        for turns in all_turns:
+            history: list[str] = []
+            for turn in turns:
+                started = time.perf_counter()
+                try:
+                    response = service.ask(turn.question, history=history, backend=backend).to_dict()
+                except QuestionError as exc:
+                    response = _error_response(turn.question, str(exc), started)
+                scores, details = score_turn(turn, response, scorer)
+                result = TurnResult(turn, response, scores, details)
+                if judge is not None:
+                    judged, verdicts = judge.score(turn, response)
+                    result.scores.update(judged)
+                    result.details["judge"] = verdicts
+                results.append(result)
+                history.append(turn.question)
+                if bar is not None:
+                    bar.set_postfix_str(turn.id, refresh=False)
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return results
 
 
-RETRIEVAL_METRICS = ("hit@1", "hit@3", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit")
-ANSWER_METRICS = ("citation_validity", "citation_support", "keypoint_coverage")
+def _figures(scores: list[dict], answerable: list[bool]) -> dict:
+    out: dict = {"turns": len(scores), "answerable_turns": sum(answerable)}
+    for name in RETRIEVAL_METRICS + ANSWER_METRICS + JUDGED_METRICS:
+        values = [s[name] for s in scores if s.get(name) is not None]
+        if values:
+            out[name] = round(metrics.mean(values), 4)
+    pairs = [(a, bool(s["abstained"])) for s, a in zip(scores, answerable)]
+    if pairs:
+        out["abstention_accuracy"] = round(metrics.mean(s["abstention_correct"] for s in scores), 4)
+    # Precision, recall and F1 only where they mean something: some turn should or did abstain.
+    if any(not a for a, _ in pairs) or any(ab for _, ab in pairs):
+        out.update({f"abstention_{k}": round(v, 4) for k, v in metrics.abstention_scores(pairs).items()})
+    latencies = [s["latency_ms"] for s in scores]
+    if latencies:
+        out["latency_p50_ms"] = round(metrics.percentile(latencies, 50), 1)
+        out["latency_p95_ms"] = round(metrics.percentile(latencies, 95), 1)
+    return out
+
+
+def summarise_cases(cases: list[dict]) -> dict:
+    """Overall figures, and the same by theme and by suite, from ``TurnResult.to_dict()`` records."""
+
+    def figures(group: list[dict]) -> dict:
+        return _figures([c["scores"] for c in group], [c["answerable"] for c in group])
+
+    themes = sorted({c["theme"] for c in cases})
+    suites = sorted({c["suite"] for c in cases})
+    return {
+        "overall": figures(cases),
+        "by_theme": {t: figures([c for c in cases if c["theme"] == t]) for t in themes},
+        "by_suite": {s: figures([c for c in cases if c["suite"] == s]) for s in suites},
+    }
 
 
 def summarise(results: list[TurnResult]) -> dict:
-    """Overall figures and the same broken down by theme."""
-
-    def figures(group: list[TurnResult]) -> dict:
-        out: dict = {"turns": len(group)}
-        for name in RETRIEVAL_METRICS + ANSWER_METRICS:
-            values = [r.scores[name] for r in group if name in r.scores]
-            if values:
-                out[name] = round(metrics.mean(values), 4)
-        pairs = [(r.turn.answerable, r.scores["abstained"]) for r in group]
-        if any(not a for a, _ in pairs) or any(ab for _, ab in pairs):
-            out.update({f"abstention_{k}": round(v, 4) for k, v in metrics.abstention_scores(pairs).items()})
-        latencies = [r.scores["latency_ms"] for r in group]
-        if latencies:
-            out["latency_p50_ms"] = round(metrics.percentile(latencies, 50), 1)
-            out["latency_p95_ms"] = round(metrics.percentile(latencies, 95), 1)
-        return out
-
-    themes = sorted({r.turn.theme for r in results})
-    return {"overall": figures(results), "by_theme": {t: figures([r for r in results if r.turn.theme == t]) for t in themes}}
+    """Overall figures and the same broken down by theme (and by suite)."""
+    return summarise_cases([r.to_dict() for r in results])

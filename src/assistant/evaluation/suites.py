@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ THEMES = (
 )
 CASE_FIELDS = {"id", "question", "theme", "answerable", "evidence", "key_points", "followups", "note", "repeat"}
 TURN_FIELDS = {"question", "evidence", "key_points", "answerable", "note", "repeat"}
+ID_PATTERN = re.compile(r"^[a-z]+(?:-[a-z]+)*-\d{3,}$")
 
 
 class SuiteError(ValueError):
@@ -74,8 +76,15 @@ def load_suite(path: Path) -> list[dict]:
             cases = []
         if not isinstance(cases, list):
             raise SuiteError(f"{path}:1: a suite must be a list of cases")
+    if len(lines) != len(cases):  # cannot happen for YAML lists; keep line numbers honest anyway
+        lines = [1] * len(cases)
+    seen: dict[str, int] = {}
     for case, line in zip(cases, lines):
         _check_case(case, f"{path}:{line}")
+        if case["id"] in seen:
+            raise SuiteError(f"{path}:{line}: case id {case['id']!r} is already used at line {seen[case['id']]}")
+        seen[case["id"]] = line
+        case["_line"] = line
     return cases
 
 
@@ -88,17 +97,24 @@ def _check_case(case, where: str) -> None:
     unknown = set(case) - CASE_FIELDS
     if unknown:
         raise SuiteError(f"{where}: case {case['id']!r} has unknown field(s) {', '.join(sorted(unknown))}")
+    if not isinstance(case["id"], str) or not ID_PATTERN.match(case["id"]):
+        raise SuiteError(f"{where}: case id {case['id']!r} should be lower-case words joined by hyphens, then three digits (e.g. 'power-003')")
     if case["theme"] not in THEMES:
         raise SuiteError(f"{where}: case {case['id']!r} has theme {case['theme']!r}; use one of {', '.join(THEMES)}")
     if not isinstance(case["answerable"], bool):
         raise SuiteError(f"{where}: case {case['id']!r}: 'answerable' must be true or false")
     _check_turn(case, where, case["id"], case["answerable"])
-    for n, follow_up in enumerate(case.get("followups") or [], start=1):
+    followups = case.get("followups")
+    if followups is not None and not isinstance(followups, list):
+        raise SuiteError(f"{where}: case {case['id']!r}: 'followups' must be a list of turns")
+    for n, follow_up in enumerate(followups or [], start=1):
         if not isinstance(follow_up, dict) or "question" not in follow_up:
             raise SuiteError(f"{where}: case {case['id']!r}: follow-up {n} needs a 'question'")
         unknown = set(follow_up) - TURN_FIELDS
         if unknown:
             raise SuiteError(f"{where}: case {case['id']!r}: follow-up {n} has unknown field(s) {', '.join(sorted(unknown))}")
+        if "answerable" in follow_up and not isinstance(follow_up["answerable"], bool):
+            raise SuiteError(f"{where}: case {case['id']!r}: follow-up {n}: 'answerable' must be true or false")
         _check_turn(follow_up, where, f"{case['id']}#{n}", follow_up.get("answerable", case["answerable"]))
 
 
@@ -106,16 +122,24 @@ def _check_turn(turn: dict, where: str, name: str, answerable: bool) -> None:
     if not isinstance(turn["question"], str) or not turn["question"].strip():
         raise SuiteError(f"{where}: {name}: 'question' must be non-empty text")
     evidence = turn.get("evidence") or []
+    if not isinstance(evidence, list):
+        raise SuiteError(f"{where}: {name}: 'evidence' must be a list of {{document, snippet}} items")
     if answerable and not evidence:
         raise SuiteError(f"{where}: {name} is answerable but lists no evidence")
+    if not answerable and evidence:
+        raise SuiteError(f"{where}: {name} is unanswerable but lists evidence; drop it or set answerable: true")
     for item in evidence:
-        if not isinstance(item, dict) or not item.get("document") or not item.get("snippet"):
-            raise SuiteError(f"{where}: {name}: each evidence item needs 'document' and 'snippet'")
-    for group in turn.get("key_points") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("document"), str) or not isinstance(item.get("snippet"), str) \
+                or not item["document"].strip() or not item["snippet"].strip():
+            raise SuiteError(f"{where}: {name}: each evidence item needs 'document' and 'snippet' (text)")
+    key_points = turn.get("key_points") or []
+    if not isinstance(key_points, list):
+        raise SuiteError(f"{where}: {name}: 'key_points' must be a list of lists of alternatives")
+    for group in key_points:
         if not isinstance(group, list) or not group or not all(isinstance(a, str) for a in group):
             raise SuiteError(f"{where}: {name}: each key point must be a list of alternative strings")
     repeat = turn.get("repeat", 1)
-    if not isinstance(repeat, int) or repeat < 1:
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
         raise SuiteError(f"{where}: {name}: 'repeat' must be a whole number of at least 1")
 
 
@@ -144,7 +168,7 @@ def load_suites(paths: list[Path]) -> list[dict]:
     for path in paths:
         for case in load_suite(path):
             if case["id"] in seen:
-                raise SuiteError(f"{path}: case id {case['id']!r} is also used in {seen[case['id']]}")
+                raise SuiteError(f"{path}:{case['_line']}: case id {case['id']!r} is also used in {seen[case['id']]}")
             seen[case["id"]] = path
             cases.append({**case, "_suite": Path(path).stem})
     return cases

@@ -1,0 +1,193 @@
+"""The chat UI in a real headless Chromium: streamed answers, source cards, a 375 px phone width, inert document HTML."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+import assistant  # noqa: F401  (offline variables first)
+from assistant.service import AssistantService
+from assistant.settings import PROJECT_ROOT, Settings
+from assistant.ui import build_app, serve, warm_up
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 90_000  # generous: a slow CI machine must not fail a correct UI
+QUESTION = "How can a facilitator stop clinicians dominating a co-design workshop?"
+HOSTILE_DOC = """---
+title: "Huddle safety checklist <img src=x onerror=\\"window.__xss=1;alert(1)\\">"
+---
+# Huddle safety checklist
+
+## Reading out patient comment cards
+
+At every ward huddle the nurse in charge reads out each patient comment card word for word before any other business.
+The checklist text to display is <script>window.__xss=2;alert(2)</script> exactly as written on the laminated card.
+The comment box on the form is marked <img src=x onerror="window.__xss=3;alert(3)"> so staff know where patients write.
+"""
+XSS_QUESTION = "What does the huddle safety checklist say about reading out patient comment cards?"
+
+# Records every text the chat shows while an answer arrives: a partial answer proves it was streamed.
+RECORD_STREAM = """() => {
+  window.__snapshots = [];
+  const chat = document.querySelector('#chatbot');
+  new MutationObserver(() => window.__snapshots.push(chat.innerText)).observe(chat, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser_service(corpus_data_dir, tmp_path_factory):
+    """A copy of the corpus index plus an uploaded document whose text is hostile HTML."""
+    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    shutil.copytree(corpus_data_dir, data_dir, ignore=shutil.ignore_patterns(".lock", "feedback.sqlite3"))
+    service = AssistantService(Settings(data_dir=data_dir, corpus_dir=PROJECT_ROOT / "corpus"))
+    saved = service.save_upload("huddle-checklist.md", HOSTILE_DOC.encode("utf-8"))
+    report = service.ingest([saved])
+    assert not report.failures, report.failures
+    warm_up(service)
+    return service
+
+
+@pytest.fixture(scope="module")
+def url(browser_service):
+    app = build_app(browser_service)
+    _, address, _ = serve(app, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
+    yield address
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, url):
+    contexts = []
+
+    def make(width: int = 1280, height: int = 900):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.dialogs = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.external = []
+        page.on("request", lambda request: None if request.url.startswith(url) or request.url.startswith("data:") else page.external.append(request.url))
+        page.goto(url)
+        page.locator("#question textarea").wait_for(state="visible")
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def ask(page, question: str, turn: int = 1) -> None:
+    page.evaluate(RECORD_STREAM)
+    box = page.locator("#question textarea")
+    box.click()
+    box.fill(question)
+    box.press("Enter")
+    page.get_by_text(f"Sources for answer {turn} (").wait_for(state="visible")
+
+
+def open_card(page, n: int):
+    title = page.locator("#chatbot div.title", has_text=re.compile(rf"^\s*\[{n}\] ")).last
+    title.scroll_into_view_if_needed()
+    title.click()
+    card = page.locator("#chatbot .source-card").filter(has=page.locator("mark")).last
+    card.wait_for(state="visible")
+    card.locator("mark").scroll_into_view_if_needed()
+    return card
+
+
+def streamed_partially(page) -> bool:
+    """Some snapshot showed the answer's first marker before the sources arrived."""
+    return page.evaluate(
+        "() => window.__snapshots.some(t => t.includes('[1]') && !t.includes('Sources for answer'))"
+    )
+
+
+def test_question_streams_an_answer_and_a_card_opens(open_page, tmp_path):
+    page = open_page()
+    ask(page, QUESTION)
+    assert streamed_partially(page), "the answer should appear piece by piece"
+    markers = page.locator("#chatbot .cite")
+    assert markers.first.inner_text() == "[1]"
+    assert markers.count() >= 2
+    card = open_card(page, 1)
+    assert card.locator("mark").inner_text().strip()
+    assert "Document:" in card.inner_text()
+    assert page.get_by_role("button", name=re.compile("^Tell me more about")).first.is_visible()
+    page.screenshot(path=str(tmp_path / "desktop-answer.png"), full_page=True, animations="disabled")
+
+    page.get_by_role("button", name=re.compile("^Tell me more about")).first.click()  # a suggested follow-up
+    page.get_by_text("Sources for answer 2 (").wait_for(state="visible")
+    assert page.dialogs == [] and page.external == []
+
+
+def test_phone_width_starter_and_card(open_page, tmp_path):
+    page = open_page(375, 812)
+    page.get_by_role("button", name=re.compile("Power dynamics: How can")).click()  # a starter question
+    page.get_by_text("Sources for answer 1 (").wait_for(state="visible")
+    card = open_card(page, 1)
+    assert card.locator("mark").is_visible()
+    page.screenshot(path=str(tmp_path / "phone-answer.png"), full_page=True, animations="disabled")
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page scrolls sideways by {overflow}px at 375px"
+    for element in ("#question textarea", "#ask"):
+        box = page.locator(element).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 376
+
+
+def test_document_html_is_shown_as_inert_text(open_page, tmp_path):
+    page = open_page()
+    ask(page, XSS_QUESTION)
+    sources = page.locator("#chatbot div.title", has_text="Huddle safety checklist")
+    sources.first.wait_for(state="visible")
+    sources.first.click()
+    card = page.locator("#chatbot .source-card", has_text="laminated card").last
+    card.wait_for(state="visible")
+    card.scroll_into_view_if_needed()
+    text = card.inner_text()
+    assert "<script>window.__xss=2;alert(2)</script>" in text
+    assert '<img src=x onerror="window.__xss=3;alert(3)">' in text
+    assert card.locator("script, img").count() == 0
+    page.screenshot(path=str(tmp_path / "inert-html.png"), full_page=True, animations="disabled")
+
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#library-table").get_by_text('Huddle safety checklist <img src=x onerror="window.__xss=1').filter(visible=True).first.wait_for(state="visible")
+    page.get_by_role("tab", name="About").click()
+    page.locator("#licences").get_by_text('Huddle safety checklist <img src=x onerror="window.__xss=1').wait_for(state="visible")
+    page.screenshot(path=str(tmp_path / "library-about.png"), full_page=True, animations="disabled")
+
+    assert page.evaluate("() => window.__xss") is None
+    assert page.dialogs == []
+    assert page.locator("img[src='x']").count() == 0

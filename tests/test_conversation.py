@@ -1,0 +1,66 @@
+"""Follow-up questions become standalone search queries; standalone questions are left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.conversation import MAX_CONTEXT_CHARS, looks_like_follow_up, standalone_query
+
+EARLIER = "Does a co-design workshop really need a facilitator, or can the project lead just chair it?"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "And Always Events?",
+        "and how many of those were from the UK?",
+        "OK, so how do we actually go about reaching people we don't usually hear from?",
+        "Right, and what about carers?",
+        "Should those roles stay fixed for the whole project though?",  # demonstrative + noun
+        "What's this 'true north' idea I've heard mentioned in that context?",  # preposition + that
+        "Is it worth paying for someone from outside the organisation to do it?",  # pronoun closing the question
+        "Would bringing in an outside facilitator help with that?",
+        "Are most NHS trusts even set up to analyse that kind of material?",
+        "Why is that?",
+        "Does it work?",  # a short question with a pronoun
+    ],
+)
+def test_follow_ups_are_recognised(question):
+    assert looks_like_follow_up(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is a trigger film?",
+        "Is there an evaluation of the Always Events programme I can read before we sign up?",
+        "Is it true that the review recommends paying patient partners?",  # 'it' and 'that' bound in the question
+        "Does a co-design workshop really need a facilitator, or can the project lead just chair it?",  # longer than ANAPHORA_WORDS
+        "Staff keep dismissing patient stories as 'just one person's view'. Should my training tackle that?",  # two sentences
+        "How do we reach seldom-heard groups for a co-design project?",
+        "",
+    ],
+)
+def test_standalone_questions_are_not_follow_ups(question):
+    assert not looks_like_follow_up(question)
+
+
+def test_a_follow_up_is_joined_to_the_last_earlier_question():
+    assert standalone_query("Is it worth paying for someone from outside the organisation to do it?", ["What is EBCD?", EARLIER]) == (
+        EARLIER + " Is it worth paying for someone from outside the organisation to do it?"
+    )
+
+
+def test_a_standalone_question_or_an_empty_history_leaves_the_question_alone():
+    assert standalone_query("What is a trigger film?", [EARLIER]) == "What is a trigger film?"
+    assert standalone_query("And Always Events?", []) == "And Always Events?"
+    assert standalone_query("And Always Events?", ["", "   "]) == "And Always Events?"
+
+
+def test_a_long_earlier_question_is_cut_at_a_word_boundary():
+    earlier = "How do I stop one consultant dominating our workshops? " * 30
+    query = standalone_query("And what about that?", [earlier])
+    context = query[: -len(" And what about that?")]
+    assert len(context) <= MAX_CONTEXT_CHARS
+    assert earlier.startswith(context) and earlier[len(context)] == " "
+    assert query.endswith(" And what about that?")
