@@ -58,6 +58,7 @@ source_url: "https://www.england.nhs.uk/long-read/how-co-production-is-used-to-i
 licence: "Open Government Licence v3.0"
 attribution: "Contains public sector information licensed under the Open Government Licence v3.0. Source: NHS England, Co-production & Quality Improvement literature review (2020)."
 themes: [running-co-production, power-dynamics, recruitment, measurement, ebcd, always-events]
+evidence: primary
 ---
 """
 

@@ -44,6 +44,7 @@ EXPECTED_FRONT_MATTER = {
         "Source: NHS England, Co-production & Quality Improvement literature review (2020)."
     ),
     "themes": ["running-co-production", "power-dynamics", "recruitment", "measurement", "ebcd", "always-events"],
+    "evidence": "primary",
 }
 
 POINT_OF_CARE = "Creating the conditions for genuine co-production at point of care"

@@ -44,11 +44,17 @@ class Answer:
     abstained: bool
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
-    backend: str = "extractive"
+    backend: str | None = "extractive"
     timings_ms: dict = field(default_factory=dict)
     search_query: str | None = None
     notice: str | None = None
     error: str | None = None
+
+    @classmethod
+    def refusal(cls, question: str, message: str, total_ms: float | None = None) -> "Answer":
+        """A question refused before searching (empty, too long): the reason is the answer and the error."""
+        timings = {} if total_ms is None else {"total": round(total_ms, 1)}
+        return cls(question=question, text=message, abstained=True, backend=None, timings_ms=timings, error=message)
 
     def to_dict(self) -> dict:
         return {

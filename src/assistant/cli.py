@@ -56,20 +56,8 @@ def _print_answer(answer) -> None:
                 print(f"    Primary study: {c.reference.get('text', '')[:200]}{' ' + link if link and link not in c.reference.get('text', '') else ''}")
 
 
-def _error_object(question: str, message: str) -> dict:
-    return {
-        "question": question,
-        "answer": message,
-        "abstained": True,
-        "citations": [],
-        "retrieved": [],
-        "timings_ms": {},
-        "backend": None,
-        "error": message,
-    }
-
-
 def cmd_ask(args) -> int:
+    from assistant.answer import Answer
     from assistant.index import IndexMissing
     from assistant.service import QuestionError
 
@@ -85,7 +73,7 @@ def cmd_ask(args) -> int:
         except (QuestionError, IndexMissing) as exc:
             status = 2
             if args.json:
-                print(json.dumps(_error_object(question, str(exc)), ensure_ascii=False), flush=True)
+                print(json.dumps(Answer.refusal(question, str(exc)).to_dict(), ensure_ascii=False), flush=True)
             else:
                 print(f"Error: {exc}", file=sys.stderr)
             continue

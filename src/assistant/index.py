@@ -261,7 +261,11 @@ class LoadedIndex:
         self.references: dict[str, dict] = json.loads((generation / "references.json").read_text(encoding="utf-8"))
 
     def dense_search(self, query_vector: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) best first."""
+        """(chunk id, cosine distance) nearest first.
+
+        LangChain's Chroma wrapper hands back the raw distance from this call, not a similarity;
+        the retriever uses only the order and recomputes cosines from the stored vectors.
+        """
         if not self.chunks:
             return []
         k = min(k, len(self.chunks))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from assistant.answer import Answer
 from assistant.cite import MARKER, lexical_support
 from assistant.sentences import clean_markup
 from assistant.evaluation import metrics
@@ -200,19 +201,6 @@ def score_turn(turn: Turn, response: dict, scorer: SupportScorer) -> tuple[dict,
     return scores, details
 
 
-def _error_response(question: str, message: str, started: float) -> dict:
-    return {
-        "question": question,
-        "answer": message,
-        "abstained": True,
-        "citations": [],
-        "retrieved": [],
-        "backend": None,
-        "error": message,
-        "timings_ms": {"total": round((time.perf_counter() - started) * 1000, 1)},
-    }
-
-
 def run_cases(service, cases: list[dict], backend: str | None = None, progress: bool = True, judge=None) -> list[TurnResult]:
     """Ask every turn of every case, follow-ups with the case's earlier questions as history.
 
@@ -242,7 +230,7 @@ def run_cases(service, cases: list[dict], backend: str | None = None, progress: 
                 try:
                     response = service.ask(turn.question, history=history, backend=backend).to_dict()
                 except QuestionError as exc:
-                    response = _error_response(turn.question, str(exc), started)
+                    response = Answer.refusal(turn.question, str(exc), (time.perf_counter() - started) * 1000).to_dict()
                 scores, details = score_turn(turn, response, scorer)
                 result = TurnResult(turn, response, scores, details)
                 if judge is not None:
