@@ -28,17 +28,17 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0, le=1000)
     candidates: int = Field(30, ge=5, le=200, description="Passages each retriever contributes to fusion.")
     top_k: int = Field(8, ge=5, le=50, description="Ranked passages returned with an answer.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (used only when the retriever is asked for RRF).")
     # Score fusion (see assistant.retrieve): the best-sentence signal carries most of the weight; on the
     # review, notes and probe questions (benchmarks/quality) weights near these form a broad plateau.
-    fusion_weights: tuple[float, float, float] = Field((0.25, 1.0, 0.75), description="RRF weights: passage vectors, best sentence, BM25.")
+    fusion_weights: tuple[float, float, float] = Field((0.25, 1.0, 0.75), description="Score-fusion weights: passage vectors, best sentence, BM25.")
     # 1.3 maximises the mean of whole-corpus hit@1 on review questions and on notes questions (each suite
     # weighted equally) while every toolkit probe keeps its note in the top 3 (benchmarks/quality/README.md).
     primary_boost: float = Field(1.3, ge=1.0, description="Score factor for documents marked 'evidence: primary'.")
     primary_quota: int = Field(2, ge=0, description="Primary-evidence passages guaranteed in the top five.")
     # Calibrated: the threshold maximising abstention F1 over evals/ (review, adversarial, out_of_scope, notes)
     # lies in [0.436, 0.442]; rounded to 0.44 (`benchmarks/quality/measure.py --calibrate` recomputes it).
-    min_relevance: float = Field(0.44, description="Dense cosine below which the corpus does not cover a question.")
+    min_relevance: float = Field(0.44, description="Best passage or sentence cosine below which the corpus does not cover a question.")
     min_sentence_relevance: float = Field(0.30, description="Sentences less similar than this never enter an answer.")
     answer_sentences: int = Field(4, ge=1, le=10)
     max_question_chars: int = Field(2000, ge=100)
