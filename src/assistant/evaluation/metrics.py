@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Iterable, Sequence
+
+from assistant.sentences import normalise  # noqa: F401 (part of this module's vocabulary)
 
 __all__ = [
     "MIN_RUN_SHARE",
@@ -45,13 +46,6 @@ Ranked = Sequence[tuple[str, str]]
 #: chunks can never both hold more than half).  A snippet split exactly
 #: 50/50 matches neither chunk.
 MIN_RUN_SHARE = 0.6
-
-
-def normalise(text: str) -> str:
-    """Lowercase, NFKC-normalise, turn every non-alphanumeric character into a
-    space and collapse runs of whitespace (stripping both ends)."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in text).split())
 
 
 def _longest_common_run(needle: Sequence[str], haystack: Sequence[str]) -> int:

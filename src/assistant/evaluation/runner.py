@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.answer import Answer
-from assistant.cite import MARKER, lexical_support
+from assistant.cite import MARKER, SUPPORT_COSINE, SUPPORT_LEXICAL, SupportScorer  # noqa: F401 (re-exported for reports)
 from assistant.sentences import clean_markup
 from assistant.evaluation import metrics
 from assistant.evaluation.suites import Turn, turns_of
@@ -31,14 +31,6 @@ from assistant.evaluation.suites import Turn, turns_of
 K_VALUES = (1, 3, 5)
 #: Characters of ranked passages (laid end to end) that an answer can reasonably draw on.
 CONTEXT_BUDGET_CHARS = 2000
-#: A cited passage supports a sentence when BOTH hold:
-#: * lexical: at least this share of the sentence's content words (stop words and words of one or two
-#:   letters dropped, see ``assistant.cite.content_words``) occur in the passage, and
-SUPPORT_LEXICAL = 0.5
-#: * embedding: the sentence's cosine similarity to the most similar sentence of the passage (the sentence
-#:   vectors stored in the index; the whole passage when it has none) is at least this.
-#: A sentence quoted verbatim (after normalising case, punctuation and Markdown) passes both trivially.
-SUPPORT_COSINE = 0.5
 
 RETRIEVAL_METRICS = ("hit@1", "hit@3", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit")
 ANSWER_METRICS = ("citation_validity", "citation_support", "keypoint_coverage")
@@ -98,52 +90,6 @@ def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
             elif numbers and pieces:  # markers with no text of their own extend the claim before them
                 pieces[-1][1].extend(numbers)
     return pieces
-
-
-def _plain(text: str) -> str:
-    """Normalised text with Markdown link targets and emphasis dropped, for verbatim checks."""
-    return metrics.normalise(clean_markup(text))
-
-
-class SupportScorer:
-    """Decides whether a cited passage supports a sentence (lexical overlap AND embedding similarity).
-
-    Embeddings of answer sentences are cached across turns; passages use the sentence vectors already in
-    the index, so scoring costs one small embedding batch per turn at most.
-    """
-
-    def __init__(self, embedder, index=None):
-        self.embedder = embedder
-        self.index = index
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _vectors(self, texts: list[str]) -> list[np.ndarray]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            for text, vector in zip(missing, self.embedder.embed_documents(missing)):
-                self._cache[text] = np.asarray(vector, dtype=np.float32)
-        return [self._cache[t] for t in texts]
-
-    def cosine(self, sentence: str, chunk_id: str, passage: str) -> float:
-        needle = _plain(sentence)
-        if needle and needle in _plain(passage):
-            return 1.0
-        (vector,) = self._vectors([sentence])
-        rows = self.index.sentences_by_chunk.get(chunk_id) if self.index is not None else None
-        if rows:
-            return float(np.max(self.index.sentence_vectors[rows] @ vector))
-        (passage_vector,) = self._vectors([passage])
-        return float(passage_vector @ vector)
-
-    def check(self, sentence: str, chunk_id: str, passage: str) -> dict:
-        verbatim = bool(_plain(sentence)) and _plain(sentence) in _plain(passage)
-        lexical = 1.0 if verbatim else lexical_support(sentence, passage)
-        cosine = self.cosine(sentence, chunk_id, passage) if lexical >= SUPPORT_LEXICAL else None
-        return {
-            "lexical": round(lexical, 3),
-            "cosine": None if cosine is None else round(cosine, 3),
-            "supported": lexical >= SUPPORT_LEXICAL and cosine is not None and cosine >= SUPPORT_COSINE,
-        }
 
 
 def citation_scores(response: dict, scorer: SupportScorer) -> tuple[dict, list[dict]]:
