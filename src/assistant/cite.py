@@ -141,6 +141,16 @@ class SupportScorer:
         (passage_vector,) = self._vectors([passage])
         return float(passage_vector @ vector)
 
+    def closest_sentence(self, sentence: str, chunk_id: str) -> tuple[int | None, float]:
+        """The index row of the passage's sentence most like `sentence`, and their cosine."""
+        rows = self.index.sentences_by_chunk.get(chunk_id) if self.index is not None else None
+        if not rows:
+            return None, 0.0
+        (vector,) = self._vectors([sentence])
+        similarity = self.index.sentence_vectors[rows] @ vector
+        best = int(np.argmax(similarity))
+        return int(rows[best]), float(similarity[best])
+
     def check(self, sentence: str, chunk_id: str, passage: str) -> dict:
         verbatim = bool(_plain(sentence)) and _plain(sentence) in _plain(passage)
         lexical = 1.0 if verbatim else lexical_support(sentence, passage)

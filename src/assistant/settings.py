@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds before a model call is abandoned.")
     llm_max_tokens: int = Field(400, ge=32, le=4096, description="Longest answer the model may write, in tokens.")
     llm_passages: int = Field(3, ge=1, le=8, description="Passages given to the model (3-4 suit a 1.5B model).")
-    llm_passage_chars: int = Field(900, ge=200, le=4000, description="Characters kept of each passage given to the model.")
+    llm_passage_chars: int = Field(600, ge=200, le=4000, description="Characters kept of each passage given to the model.")
     llm_context: int = Field(4096, ge=512, le=131072, description="Context window the model is run with, in tokens.")
     llm_rewrite_followups: bool = Field(True, description="Let the model rewrite a follow-up into a standalone question.")
     unsupported_sentences: Literal["flag", "drop"] = Field("flag", description="What to do with a sentence its cited passage does not support.")
@@ -61,7 +61,11 @@ class Settings(BaseSettings):
     openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="Any OpenAI-compatible endpoint (vLLM, LM Studio, llama.cpp server, Azure OpenAI).")
     openai_model: str = Field("local-model", description="Model name sent to the OpenAI-compatible endpoint.")
     openai_api_key: SecretStr = Field(SecretStr(""), description="API key for the OpenAI-compatible endpoint (empty for local servers).")
-    openai_json_schema: bool = Field(True, description="Ask the endpoint for JSON-schema constrained output; turn off for servers that reject response_format.")
+    openai_response_format: Literal["json_schema", "json_object", "off"] = Field(
+        "json_schema",
+        description="How to ask the endpoint for constrained output: json_schema (OpenAI, vLLM, LM Studio, llama.cpp server), "
+        "json_object (llama-cpp-python's server), off (prose with [n] markers, for servers that support neither).",
+    )
     host: str = Field("127.0.0.1")
     port: int = Field(7860)
 

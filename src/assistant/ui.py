@@ -22,6 +22,14 @@ CHAT_CONCURRENCY = 8  # answers computed at once; more wait in the queue
 QUEUE_SIZE = 64
 STREAM_WORDS = 3  # words per streamed update
 STREAM_PAUSE = 0.02  # seconds between updates: visibly streamed, and other users' threads get the CPU
+DRAFT_INTERVAL = 0.15  # seconds between redraws of a model's draft (each redraw re-sends the conversation)
+WHILE_WRITING = "<p><em>Quoted from the sources while the model writes its answer:</em></p>"
+BACKEND_LABELS = {
+    "extractive": "Quotes only (extractive)",
+    "local": "Local model (on this computer)",
+    "ollama": "Ollama server",
+    "openai": "OpenAI-compatible server",
+}
 AUTH_ENV = "ASSISTANT_AUTH"
 UPLOAD_TYPES = "PDF, DOCX, HTML, Markdown or plain text"
 REVIEW_SOURCE = "review/co-production-and-quality-improvement-2020.md"
@@ -49,6 +57,9 @@ CSS = """
 .source-card a { color: #0b3d91; text-decoration: underline; }
 .dark .source-card a { color: #9cc3ff; }
 #feedback-status, #upload-report { overflow-wrap: anywhere; }
+.unsupported { background: #fff3cd; color: #5c3c00; }
+.dark .unsupported { background: #4a3b00; color: #ffe8a3; }
+.provenance { font-size: 0.85rem; opacity: 0.85; margin-top: 0.5em; }
 @media (max-width: 480px) {
   .gradio-container { padding: 4px !important; }
   #app-title h1 { font-size: 1.2rem; }
@@ -124,8 +135,23 @@ def source_card(citation, passage_text: str | None) -> str:
 
 
 def answer_html(text: str) -> str:
-    """The answer as escaped Markdown, with [n] markers styled so they read as links to the cards."""
-    return re.sub(r"\[(\d{1,3})\]", r'<span class="cite">[\1]</span>', esc(text))
+    """The answer as escaped Markdown, with [n] markers styled so they read as links to the cards
+    and any sentence the sources do not support marked as such."""
+    from assistant.generate import UNSUPPORTED_NOTE
+
+    body = re.sub(r"\[(\d{1,3})\]", r'<span class="cite">[\1]</span>', esc(text))
+    note = re.escape(esc(UNSUPPORTED_NOTE))
+    return re.sub(rf"⚠ (.*?) {note}", rf'<span class="unsupported">⚠ \1 <em>{esc(UNSUPPORTED_NOTE)}</em></span>', body)
+
+
+def provenance(answer) -> str:
+    """Who wrote the answer and how it was checked, then any notice (fallback, flagged sentences)."""
+    lines = []
+    if answer.model and not answer.abstained:
+        lines.append(f"Written by {esc(answer.model)}; each sentence was checked against the passage it cites.")
+    if answer.notice:
+        lines.append(esc(answer.notice))
+    return "".join(f'<p class="provenance"><em>{line}</em></p>' for line in lines)
 
 
 def suggest_followups(answer, asked: list[str]) -> list[str]:
@@ -155,7 +181,7 @@ def turn_messages(number: int, turn: dict) -> list[gr.ChatMessage]:
         messages.append(gr.ChatMessage(role="assistant", content=esc(turn["error"])))
         return messages
     answer = turn["answer_obj"]
-    messages.append(gr.ChatMessage(role="assistant", content=answer_html(answer.text)))
+    messages.append(gr.ChatMessage(role="assistant", content=answer_html(answer.text) + provenance(answer)))
     passages = {p.chunk.chunk_id: p.chunk.text for p in answer.passages}
     if answer.citations:
         parent = f"sources-{number}"
@@ -206,6 +232,23 @@ def _document_choices(sources: list[dict]) -> list[tuple[str, str]]:
     return [("All documents", "")] + [(d["short_title"] or d["source"], d["source"]) for d in sources]
 
 
+BACKEND_NOTES = {
+    "extractive": "answers are sentences quoted from the sources, never generated text.",
+    "local": "a language model on this computer writes answers; every sentence is checked against the passage it cites.",
+    "ollama": "a language model on the configured Ollama server writes answers; every sentence is checked against the passage it cites.",
+    "openai": "a language model on the configured OpenAI-compatible server writes answers (the question and passages are sent to it); every sentence is checked against the passage it cites.",
+}
+
+
+def writing(draft: str) -> gr.ChatMessage:
+    """The model's answer as it is being written (not yet checked against the sources)."""
+    return gr.ChatMessage(
+        role="assistant",
+        content=answer_html(draft) if draft else "…",
+        metadata={"title": "The model is writing; each sentence will be checked against its source", "status": "pending"},
+    )
+
+
 def _theme_choices() -> list[tuple[str, str]]:
     return [("All themes", "")] + [(label, key) for key, label in THEMES.items()]
 
@@ -248,8 +291,11 @@ class ChatUI:
 
     # chat ---------------------------------------------------------------------------------------
 
-    def _ask(self, message: str, turns: list[dict], document: str, theme: str):
-        """A generator of (textbox, chatbot, turns, answer picker): the answer streamed word by word."""
+    def _ask(self, message: str, turns: list[dict], document: str, theme: str, backend: str = ""):
+        """A generator of (textbox, chatbot, turns, answer picker): the answer streamed as it is written.
+
+        With a language model the quoted evidence shows at once and the model's words appear under it
+        as they come; the final, verified answer then replaces both."""
         from assistant.index import IndexMissing
         from assistant.service import QuestionError
 
@@ -263,22 +309,36 @@ class ChatUI:
         searching = gr.ChatMessage(role="assistant", content="", metadata={"title": "Searching the indexed sources…", "status": "pending"})
         yield "", shown + [question_msg, searching], turns, gr.skip()
         history = [t["question"] for t in _answered(turns)]
+        chosen = backend or self.service.settings.backend
+        events = self.service.ask_stream(message, history=history, document=document or None, theme=theme or None, backend=chosen)
+        answer, evidence, last_draft = None, None, time.perf_counter()
         try:
-            answer = self.service.ask(message, history=history, document=document or None, theme=theme or None)
+            for kind, value in events:
+                if kind == "answer":
+                    answer = value
+                elif kind == "evidence" and chosen != "extractive":
+                    evidence = gr.ChatMessage(role="assistant", content=WHILE_WRITING + answer_html(value.text))
+                    yield "", shown + [question_msg, evidence, writing("")], turns, gr.skip()
+                    last_draft = time.perf_counter()
+                elif kind == "draft" and evidence is not None and time.perf_counter() - last_draft >= DRAFT_INTERVAL:
+                    yield "", shown + [question_msg, evidence, writing(value)], turns, gr.skip()
+                    last_draft = time.perf_counter()
         except (QuestionError, IndexMissing) as exc:
             turns.append({"question": message, "error": str(exc)})
             yield "", conversation(turns)[0], turns, gr.skip()
             return
-        text = answer_html(answer.text)
-        pieces = re.findall(r"\S+\s*", text)
-        for end in range(STREAM_WORDS, len(pieces), STREAM_WORDS):
-            yield "", shown + [question_msg, gr.ChatMessage(role="assistant", content="".join(pieces[:end]))], turns, gr.skip()
-            time.sleep(STREAM_PAUSE)
+        if chosen == "extractive":  # computed in milliseconds: streamed word by word so it reads as an answer
+            text = answer_html(answer.text)
+            pieces = re.findall(r"\S+\s*", text)
+            for end in range(STREAM_WORDS, len(pieces), STREAM_WORDS):
+                yield "", shown + [question_msg, gr.ChatMessage(role="assistant", content="".join(pieces[:end]))], turns, gr.skip()
+                time.sleep(STREAM_PAUSE)
         turn = {
             "question": message,
             "history": history,
             "document": document or None,
             "theme": theme or None,
+            "backend": backend or None,
             "answer_obj": answer,
             "answer": answer.to_dict(),
             "suggestions": suggest_followups(answer, history + [message]),
@@ -286,22 +346,22 @@ class ChatUI:
         turns.append(turn)  # Gradio shows only the latest answer's suggestions (and streamed lists must never shrink)
         yield "", conversation(turns)[0], turns, gr.Dropdown(choices=_answer_choices(turns), value=len(turns))
 
-    def ask(self, message, turns, document, theme):
-        yield from self._ask(message, turns, document, theme)
+    def ask(self, message, turns, document, theme, backend=""):
+        yield from self._ask(message, turns, document, theme, backend)
 
-    def ask_selected(self, selection: gr.SelectData, turns, document, theme):
+    def ask_selected(self, selection: gr.SelectData, turns, document, theme, backend=""):
         value = selection.value
         if isinstance(value, dict):
             value = value.get("text") or value.get("value") or ""
-        yield from self._ask(str(value or ""), turns, document, theme)
+        yield from self._ask(str(value or ""), turns, document, theme, backend)
 
-    def chat(self, message: str, document: str = "", theme: str = "") -> str:
+    def chat(self, message: str, document: str = "", theme: str = "", backend: str = "") -> str:
         """One question, answered with [n] markers (no conversation state; errors come back as text)."""
         from assistant.index import IndexMissing
         from assistant.service import QuestionError
 
         try:
-            return self.service.ask(message, document=document or None, theme=theme or None).text
+            return self.service.ask(message, document=document or None, theme=theme or None, backend=backend or None).text
         except (QuestionError, IndexMissing) as exc:
             return str(exc)
 
@@ -450,7 +510,7 @@ class ChatUI:
         chunking = stats.get("chunking") or {}
         lines = [
             "### This assistant",
-            f"- **Answer backend:** {esc(stats.get('backend'))} (answers are sentences quoted from the sources, never generated text)",
+            f"- **Answer backend:** {esc(stats.get('backend'))}: {esc(BACKEND_NOTES.get(stats.get('backend'), ''))}",
             f"- **Documents indexed:** {stats.get('documents', 0)}; **passages:** {stats.get('chunks', 0)}",
             f"- **Embedding model:** {esc(stats.get('embedding_model') or 'none yet')}",
             f"- **Chunking:** {esc(chunking.get('size', '?'))} characters, {esc(chunking.get('overlap', '?'))} overlap" if chunking else "- **Chunking:** no index yet",
@@ -458,11 +518,20 @@ class ChatUI:
             f"- **Themes:** {esc(', '.join(THEMES.values()))}",
             "",
             "### Privacy",
-            "- Everything runs on this computer: questions, documents and feedback never leave it, and usage analytics are off.",
+            self.privacy_line(),
             f"- Feedback is kept in `{esc(self.feedback.path)}`.",
             f"- Uploads are kept in `{esc(self.service.settings.uploads_dir)}` (limit {self.service.settings.max_file_mb:g} MB a file).",
         ]
         return "\n".join(lines)
+
+    def privacy_line(self) -> str:
+        settings = self.service.settings
+        servers = {"ollama": settings.ollama_url, "openai": settings.openai_base_url}
+        line = "- Everything runs on this computer: questions, documents and feedback never leave it, and usage analytics are off."
+        if settings.backend in servers:
+            url = esc(servers[settings.backend])
+            line += f" Exception: with the {esc(settings.backend)} backend, each question and the passages found for it go to {url}."
+        return line
 
     def licences_markdown(self) -> str:
         """Each document's licence, and the review's attribution line (Open Government Licence v3.0)."""
@@ -506,7 +575,7 @@ def build_app(service) -> gr.Blocks:
         gr.Markdown(
             "# Co-production assistant\n"
             "Cited answers for facilitators of co-production in health and care (EBCD, Always Events®, QI). "
-            "Every sentence is quoted from the indexed sources: open a numbered card to check it.",
+            "Every sentence is quoted from the indexed sources, or written by a model and checked against them: open a numbered card to check it.",
             elem_id="app-title",
         )
         with gr.Tabs():
@@ -514,6 +583,13 @@ def build_app(service) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     document = gr.Dropdown(_document_choices(sources), value="", label="Search in document", min_width=200, elem_id="document-filter")
                     theme = gr.Dropdown(_theme_choices(), value="", label="Search on theme", min_width=200, elem_id="theme-filter")
+                    backend = gr.Dropdown(
+                        [(label, key) for key, label in BACKEND_LABELS.items()],
+                        value=service.settings.backend,
+                        label="Answers",
+                        min_width=200,
+                        elem_id="backend",
+                    )
                 chatbot = gr.Chatbot(
                     label="Conversation",
                     show_label=False,
@@ -586,10 +662,10 @@ def build_app(service) -> gr.Blocks:
 
         ask_outputs = [message, chatbot, turns, rated_answer]
         chat_events = dict(concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat", show_progress="hidden")
-        message.submit(ui.ask, [message, turns, document, theme], ask_outputs, api_name="ask", **chat_events)
-        send.click(ui.ask, [message, turns, document, theme], ask_outputs, api_name="ask_button", **chat_events)
-        chatbot.example_select(ui.ask_selected, [turns, document, theme], ask_outputs, api_name="ask_starter", **chat_events)
-        chatbot.option_select(ui.ask_selected, [turns, document, theme], ask_outputs, api_name="ask_followup", **chat_events)
+        message.submit(ui.ask, [message, turns, document, theme, backend], ask_outputs, api_name="ask", **chat_events)
+        send.click(ui.ask, [message, turns, document, theme, backend], ask_outputs, api_name="ask_button", **chat_events)
+        chatbot.example_select(ui.ask_selected, [turns, document, theme, backend], ask_outputs, api_name="ask_starter", **chat_events)
+        chatbot.option_select(ui.ask_selected, [turns, document, theme, backend], ask_outputs, api_name="ask_followup", **chat_events)
         gr.api(ui.chat, api_name="chat", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
         clear.click(ui.clear, None, [chatbot, turns, rated, rated_answer, feedback_status, export_file], api_name="clear")
 

@@ -126,7 +126,10 @@ def judge_for(service, backend: str | None) -> tuple[Judge | None, str]:
     if backend in (None, "", "none", "extractive"):
         return None, NOT_RUN
     factory = getattr(service, "chat_model", None)
-    model = factory(backend) if callable(factory) else None
+    try:
+        model = factory(backend) if callable(factory) else None
+    except Exception as exc:  # noqa: BLE001 - a judge that cannot start must not stop the run
+        return None, f"judged metrics: not run ({exc})"
     if model is None:
         return None, f"judged metrics: not run (backend {backend!r} offers no chat model)"
     return ChatModelJudge(model, name=backend), f"judged metrics: run with {backend} (model-graded, not deterministic)"

@@ -23,6 +23,7 @@ from assistant.evaluation.runner import (
     CONTEXT_BUDGET_CHARS,
     JUDGED_METRICS,
     K_VALUES,
+    MODEL_METRICS,
     RETRIEVAL_METRICS,
     SUPPORT_COSINE,
     SUPPORT_LEXICAL,
@@ -38,7 +39,7 @@ THEME_COLUMNS = ("turns", "hit@5", "mrr", "ndcg@5", "recall@5", "context_budget_
 CHART_METRICS = ("hit@5", "mrr", "ndcg@5", "keypoint_coverage", "abstention_accuracy", "citation_support")
 OVERALL_ROWS = RETRIEVAL_METRICS + ANSWER_METRICS + (
     "abstention_accuracy", "abstention_precision", "abstention_recall", "abstention_f1", "latency_p50_ms", "latency_p95_ms",
-) + JUDGED_METRICS
+) + MODEL_METRICS + ("first_token_p50_ms", "first_token_p95_ms") + JUDGED_METRICS
 LABELS = {
     "hit@1": "Hit@1", "hit@3": "Hit@3", "hit@5": "Hit@5", "recall@5": "Recall@5", "mrr": "MRR", "ndcg@5": "nDCG@5",
     "context_budget_hit": f"Evidence in first {CONTEXT_BUDGET_CHARS} chars", "citation_validity": "Citation validity",
@@ -47,6 +48,8 @@ LABELS = {
     "abstention_recall": "Abstention recall", "abstention_f1": "Abstention F1", "latency_p50_ms": "Latency p50 (ms)",
     "latency_p95_ms": "Latency p95 (ms)", "judged_groundedness": "Groundedness (judged)",
     "judged_relevance": "Answer relevance (judged)", "turns": "Turns",
+    "model_fallback": "Model answers replaced by quotes", "sentences_unsupported": "Model sentences unsupported",
+    "first_token_p50_ms": "First token p50 (ms)", "first_token_p95_ms": "First token p95 (ms)",
 }
 
 

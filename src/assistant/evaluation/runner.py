@@ -34,6 +34,9 @@ CONTEXT_BUDGET_CHARS = 2000
 
 RETRIEVAL_METRICS = ("hit@1", "hit@3", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit")
 ANSWER_METRICS = ("citation_validity", "citation_support", "keypoint_coverage")
+#: Generative backends only: how often the model's answer was replaced by the extractive one, and the
+#: share of the model's sentences that no passage supported (flagged or dropped by verification).
+MODEL_METRICS = ("model_fallback", "sentences_unsupported")
 ABSTENTION_METRICS = ("abstention_accuracy", "abstention_precision", "abstention_recall", "abstention_f1")
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms")
 #: Averaged over the turns a judge scored; present only when judged metrics ran.
@@ -140,6 +143,13 @@ def score_turn(turn: Turn, response: dict, scorer: SupportScorer) -> tuple[dict,
         scores["first_hit_rank"] = metrics.first_hit_rank(turn.evidence, ranked)
     if turn.answerable:
         scores["keypoint_coverage"] = 0.0 if scores["abstained"] else metrics.keypoint_coverage(response.get("answer", ""), turn.key_points)
+    if response.get("model") or response.get("fallback"):
+        scores["model_fallback"] = 1.0 if response.get("fallback") else 0.0
+    checked = response.get("verification") or []
+    if checked:
+        scores["sentences_unsupported"] = sum(c.get("action") in ("flagged", "dropped") for c in checked) / len(checked)
+    if (response.get("timings_ms") or {}).get("first_token") is not None:
+        scores["first_token_ms"] = float(response["timings_ms"]["first_token"])
     if not scores["abstained"]:
         citation, checks = citation_scores(response, scorer)
         scores.update(citation)
@@ -196,7 +206,7 @@ def run_cases(service, cases: list[dict], backend: str | None = None, progress: 
 
 def _figures(scores: list[dict], answerable: list[bool]) -> dict:
     out: dict = {"turns": len(scores), "answerable_turns": sum(answerable)}
-    for name in RETRIEVAL_METRICS + ANSWER_METRICS + JUDGED_METRICS:
+    for name in RETRIEVAL_METRICS + ANSWER_METRICS + MODEL_METRICS + JUDGED_METRICS:
         values = [s[name] for s in scores if s.get(name) is not None]
         if values:
             out[name] = round(metrics.mean(values), 4)
@@ -210,6 +220,10 @@ def _figures(scores: list[dict], answerable: list[bool]) -> dict:
     if latencies:
         out["latency_p50_ms"] = round(metrics.percentile(latencies, 50), 1)
         out["latency_p95_ms"] = round(metrics.percentile(latencies, 95), 1)
+    first_tokens = [s["first_token_ms"] for s in scores if s.get("first_token_ms") is not None]
+    if first_tokens:
+        out["first_token_p50_ms"] = round(metrics.percentile(first_tokens, 50), 1)
+        out["first_token_p95_ms"] = round(metrics.percentile(first_tokens, 95), 1)
     return out
 
 

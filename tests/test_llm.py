@@ -1,0 +1,449 @@
+"""Generative backends end to end: the real Ollama and OpenAI clients against fake servers on 127.0.0.1,
+over the real corpus index. Checks what is sent, how replies are verified, and that every failure
+serves the extractive answer with a plain notice instead of failing the question."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from contextlib import ExitStack
+
+import pytest
+
+import assistant.llm
+from assistant.answer import NOT_COVERED
+from assistant.cite import _plain, markers_in
+from assistant.conversation import standalone_query
+from assistant.generate import UNSUPPORTED_NOTE, GenerativeAnswerer, Given, answer_schema
+from assistant.llm import INSTALL_HINTS, model_label
+from assistant.retrieve import Filters
+from assistant.service import AssistantService
+from tests.conftest import make_settings
+from tests.llm_servers import FakeOllama, FakeOpenAI, Reply, answer_json, closed_port_url
+
+QUESTION = "What is experience-based co-design?"  # answerable from the corpus (see test_service)
+UNSUPPORTED = "Patients should be paid £500 per session."
+MODEL = "test-model"
+# a failing backend must give up well inside this, whatever the server does
+PROMPT_RETURN_SECONDS = 15
+
+
+@pytest.fixture(autouse=True)
+def _fresh_chat_models():
+    # chat models are cached per process; a test must not reuse another test's client
+    assistant.llm._CACHE.clear()
+    yield
+    assistant.llm._CACHE.clear()
+
+
+@pytest.fixture
+def service_with(corpus_data_dir):
+    """A service over the session's corpus index with the given settings."""
+
+    def build(**overrides) -> AssistantService:
+        return AssistantService(make_settings(corpus_data_dir, **overrides))
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def extractive_answer(corpus_service):
+    """The extractive answer to QUESTION: what every failing backend must fall back to."""
+    answer = corpus_service.ask(QUESTION)
+    assert not answer.abstained and answer.citations
+    return answer
+
+
+def ollama_settings(server: FakeOllama, **overrides) -> dict:
+    return {"backend": "ollama", "ollama_url": server.url, "ollama_model": MODEL, "llm_timeout": 5, **overrides}
+
+
+def openai_settings(server: FakeOpenAI, **overrides) -> dict:
+    return {"backend": "openai", "openai_base_url": server.base_url, "openai_model": MODEL, "llm_timeout": 5, **overrides}
+
+
+def given_passages(service: AssistantService, question: str) -> list[Given]:
+    """The passages numbered [1]..[n] in the model's prompt, chosen as the service chooses them."""
+    index = service.index
+    retrieval = service.retriever(index).retrieve(question, top_k=service.settings.top_k, filters=Filters())
+    return GenerativeAnswerer(service.settings, "ollama", None, index, service.embedder, None).choose_passages(question, retrieval)
+
+
+def quotable(service: AssistantService, given: Given) -> str:
+    """A plain declarative sentence of the passage that the model was shown, verbatim from the index."""
+    index = service.index
+    for row in index.sentences_by_chunk[given.passage.chunk.chunk_id]:
+        text = index.sentences[row][1]
+        # no digits (the number check), no brackets (they would read as [n] markers), not a question or lead-in
+        if 40 <= len(text) <= 300 and text[-1] not in "?:" and not re.search(r"[\d\[\]]", text) and _plain(text) in _plain(given.text):
+            return text if text.endswith(".") else text + "."  # list items have no full stop; a model adds one
+    pytest.fail(f"no quotable sentence in passage {given.number} ({given.passage.chunk.chunk_id})")
+
+
+def sentences_from(service: AssistantService, question: str = QUESTION) -> tuple[list[Given], str, str]:
+    given = given_passages(service, question)
+    assert len(given) == service.settings.llm_passages == 3
+    return given, quotable(service, given[0]), quotable(service, given[1])
+
+
+def events_of(service: AssistantService, question: str = QUESTION, **kwargs) -> tuple[list[tuple[str, object]], float]:
+    started = time.monotonic()
+    events = list(service.ask_stream(question, **kwargs))
+    return events, time.monotonic() - started
+
+
+def final(events) -> object:
+    assert events[0][0] == "evidence", "the quoted evidence comes first, before any model call"
+    assert events[-1][0] == "answer"
+    return events[-1][1]
+
+
+def assert_citations_verified(service: AssistantService, answer, given: list[Given]) -> None:
+    """Every [n] names a citation quoting a sentence of a passage the model was shown."""
+    by_n = {c.n: c for c in answer.citations}
+    shown = {g.passage.chunk.chunk_id for g in given}
+    index = service.index
+    assert markers_in(answer.text)
+    for n in markers_in(answer.text):
+        citation = by_n[n]
+        assert citation.chunk_id in shown
+        rows = index.sentences_by_chunk[citation.chunk_id]
+        assert citation.quote in [index.sentences[r][1] for r in rows], "a quote is the passage's own sentence"
+
+
+def marker_after(text: str, sentence: str) -> list[int]:
+    """The [n] numbers attached to `sentence` in an answer (markers go before its final full stop)."""
+    match = re.search(re.escape(sentence.rstrip(".")) + r"((?:\s*\[\d+\])*)(?:\.|\s|$)", text)
+    assert match, f"{sentence!r} not in {text!r}"
+    return markers_in(match.group(1))
+
+
+# -- the fake servers themselves -------------------------------------------------------------------
+
+
+def test_fake_ollama_speaks_the_client_protocol():
+    import ollama
+
+    with FakeOllama([Reply(content="Hello there.")]) as server:
+        client = ollama.Client(host=server.url, timeout=5)
+        assert [m.model for m in client.list().models] == [MODEL]
+        assert client.show(MODEL).capabilities == ["completion"]
+        whole = client.chat(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=False)
+        parts = list(client.chat(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True))
+        with pytest.raises(ollama.ResponseError) as missing:
+            client.show("other")
+    assert whole.message.content == "Hello there."
+    assert len(parts) > 2 and "".join(p.message.content for p in parts) == "Hello there." and parts[-1].done
+    assert missing.value.status_code == 404
+    assert [r.path for r in server.requests] == ["/api/tags", "/api/show", "/api/chat", "/api/chat", "/api/show"]
+
+
+def test_fake_openai_answers_without_streaming_too(service_with):
+    with FakeOpenAI([Reply(content="Hello there.")], api_key="sk-test") as server:
+        service = service_with(**openai_settings(server, openai_api_key="sk-test"))
+        reply = service.chat_model("openai").invoke("hi")
+    assert reply.content == "Hello there."
+    assert server.requests[0].body.get("stream") in (None, False)
+
+
+# -- Ollama: a verified answer ---------------------------------------------------------------------
+
+
+def test_ollama_answer_is_streamed_verified_and_cited(service_with):
+    with FakeOllama() as server:
+        service = service_with(**ollama_settings(server))
+        given, first, second = sentences_from(service)
+        server.script([Reply(content=answer_json([(first, [1]), (second, [2])]), chunks=8)])
+        events, _ = events_of(service)
+    answer = final(events)
+    kinds = [k for k, _ in events]
+    drafts = [v for k, v in events if k == "draft"]
+    assert kinds.index("draft") < kinds.index("answer") and len(drafts) >= 2, kinds
+    assert first in drafts[-1] and all(len(a) <= len(b) for a, b in zip(drafts, drafts[1:])), "drafts grow as the model writes"
+
+    assert answer.backend == "ollama" and not answer.abstained and answer.fallback is None and answer.notice is None
+    assert answer.model == model_label(service.settings, "ollama") and answer.model.startswith(MODEL)
+    assert_citations_verified(service, answer, given)
+    assert marker_after(answer.text, first) == [1] and marker_after(answer.text, second) == [2]
+    assert [c.chunk_id for c in answer.citations] == [given[0].passage.chunk.chunk_id, given[1].passage.chunk.chunk_id]
+
+    data = answer.to_dict()
+    assert data["citations_reported"] == [
+        {"text": first, "sources": [1], "passages": [given[0].passage.chunk.chunk_id]},
+        {"text": second, "sources": [2], "passages": [given[1].passage.chunk.chunk_id]},
+    ]
+    assert [(v["action"], v["supported_by"], v["missing"]) for v in data["verification"]] == [("kept", [1], []), ("kept", [2], [])]
+    assert {"first_token", "generate", "verify", "total"} <= set(data["timings_ms"])
+
+    (request,) = server.chat_requests()  # no follow-up, so no rewrite call
+    body = request.body
+    assert body["model"] == MODEL and body["stream"] is True
+    assert body["format"] == answer_schema(3), "the reply is constrained to the answer schema"
+    assert body["options"]["num_ctx"] == service.settings.llm_context and body["options"]["temperature"] == 0
+    user = body["messages"][-1]["content"]
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert f"Question: {QUESTION}" in user
+    for g in given:
+        assert f"[{g.number}] {g.passage.chunk.title}" in user
+    assert user.index("[1] ") < user.index("[2] ") < user.index("[3] ")
+    assert user.count("\n[4] ") == 0, "only llm_passages passages are given"
+
+
+def test_reply_cut_off_mid_json_is_repaired(service_with):
+    with FakeOllama() as server:
+        service = service_with(**ollama_settings(server))
+        given, first, second = sentences_from(service)
+        whole = answer_json([(first, [1]), (second, [2])])
+        server.script([Reply(content=whole[: whole.index(second) + len(second) // 2])])  # out of tokens mid-sentence
+        answer = service.ask(QUESTION)
+    assert answer.backend == "ollama" and answer.fallback is None
+    assert marker_after(answer.text, first) == [1]
+    assert answer.verification[0]["action"] == "kept"
+    assert_citations_verified(service, answer, given)
+
+
+# -- sentences the passages do not support ---------------------------------------------------------
+
+
+def test_unsupported_sentence_is_flagged_without_a_marker(service_with):
+    with FakeOllama() as server:
+        service = service_with(**ollama_settings(server))
+        given, first, _ = sentences_from(service)
+        server.script([Reply(content=answer_json([(first, [1]), (UNSUPPORTED, [1])]))])
+        answer = service.ask(QUESTION)
+    assert answer.backend == "ollama"
+    assert f"⚠ {UNSUPPORTED} {UNSUPPORTED_NOTE}" in answer.text, "flagged, and no [n] on it"
+    assert marker_after(answer.text, first) == [1]
+    assert [c.n for c in answer.citations] == [1]
+    flagged = answer.verification[1]
+    assert flagged["action"] == "flagged" and flagged["supported_by"] == [] and flagged["cited"] == [1]
+    assert "1 sentence marked ⚠" in answer.notice
+    assert_citations_verified(service, answer, given)
+
+
+def test_unsupported_sentence_is_dropped_when_so_configured(service_with):
+    with FakeOllama() as server:
+        service = service_with(**ollama_settings(server, unsupported_sentences="drop"))
+        given, first, _ = sentences_from(service)
+        server.script([Reply(content=answer_json([(first, [1]), (UNSUPPORTED, [1])]))])
+        answer = service.ask(QUESTION)
+    assert answer.backend == "ollama"
+    assert "£500" not in answer.text and "⚠" not in answer.text
+    assert [v["action"] for v in answer.verification] == ["kept", "dropped"]
+    assert "1 left out" in answer.notice
+    assert [r["text"] for r in answer.citations_reported] == [first, UNSUPPORTED], "what the model said is still reported"
+
+
+def test_answer_with_nothing_supported_falls_back_to_the_quotes(service_with, extractive_answer):
+    with FakeOllama([Reply(content=answer_json([(UNSUPPORTED, [1])]))]) as server:
+        service = service_with(**ollama_settings(server))
+        events, _ = events_of(service)
+    answer = final(events)
+    assert answer.backend == "extractive" and answer.fallback == "unverified" and answer.model is None
+    assert answer.text == extractive_answer.text and answer.citations
+    assert "could not be verified" in answer.notice
+    assert answer.citations_reported[0]["text"] == UNSUPPORTED
+    assert answer.verification[0]["action"] == "flagged"
+
+
+def test_citing_a_passage_that_was_not_given(service_with):
+    with FakeOllama() as server:
+        service = service_with(**ollama_settings(server))
+        given, first, second = sentences_from(service)
+        # three passages were given: [9] does not exist
+        server.script([Reply(content=answer_json([(first, [1]), (second, [9]), (UNSUPPORTED, [9])]))])
+        answer = service.ask(QUESTION)
+    recited, flagged = answer.verification[1], answer.verification[2]
+    assert recited["missing"] == [9] and recited["action"] == "recited" and recited["supported_by"] == [2]
+    assert flagged["missing"] == [9] and flagged["action"] == "flagged"
+    assert answer.citations_reported[1] == {"text": second, "sources": [9], "passages": []}
+    (n,) = marker_after(answer.text, second)
+    assert next(c for c in answer.citations if c.n == n).chunk_id == given[1].passage.chunk.chunk_id
+    assert "[9]" not in answer.text and f"⚠ {UNSUPPORTED}" in answer.text
+    assert_citations_verified(service, answer, given)
+
+
+def test_model_that_declines_gives_an_abstention(service_with):
+    with FakeOllama([Reply(content=answer_json([], covered=False))]) as server:
+        service = service_with(**ollama_settings(server))
+        answer = service.ask(QUESTION)
+    assert answer.abstained and answer.citations == []
+    assert answer.text.startswith(NOT_COVERED)
+    assert answer.backend == "ollama" and answer.model == model_label(service.settings, "ollama")
+    assert answer.fallback is None and answer.verification == []
+
+
+# -- OpenAI-compatible servers ---------------------------------------------------------------------
+
+
+def test_openai_answer_sends_key_and_schema(service_with):
+    with FakeOpenAI(api_key="sk-test") as server:
+        service = service_with(**openai_settings(server, openai_api_key="sk-test"))
+        given, first, second = sentences_from(service)
+        server.script([Reply(content=answer_json([(first, [1]), (second, [2])]), chunks=6)])
+        events, _ = events_of(service)
+    answer = final(events)
+    assert "draft" in [k for k, _ in events]
+    assert answer.backend == "openai" and answer.fallback is None
+    assert answer.model == model_label(service.settings, "openai") and answer.model.startswith(MODEL)
+    assert marker_after(answer.text, first) == [1] and marker_after(answer.text, second) == [2]
+    assert_citations_verified(service, answer, given)
+    (request,) = server.chat_requests()
+    assert request.headers["authorization"] == "Bearer sk-test"
+    assert request.body["stream"] is True and request.body["model"] == MODEL
+    assert request.body["response_format"] == {"type": "json_schema", "json_schema": {"name": "answer", "schema": answer_schema(3)}}
+    assert "[2] " in request.prompt and f"Question: {QUESTION}" in request.prompt
+
+
+@pytest.mark.parametrize(
+    ("response_format", "sent"),
+    [
+        ("json_object", {"type": "json_object", "schema": answer_schema(3)}),  # llama-cpp-python's server
+        ("off", None),
+    ],
+)
+def test_openai_response_format_setting(service_with, response_format, sent):
+    with FakeOpenAI() as server:
+        service = service_with(**openai_settings(server, openai_response_format=response_format))
+        given, first, second = sentences_from(service)
+        # without a format to follow a model writes prose with [n] markers; with one, JSON
+        prose = f"{first.rstrip('.')} [1]. {second.rstrip('.')} [2]."
+        server.script([Reply(content=answer_json([(first, [1]), (second, [2])]) if sent else prose)])
+        answer = service.ask(QUESTION)
+    (request,) = server.chat_requests()
+    assert request.body.get("response_format") == sent
+    assert answer.backend == "openai" and answer.fallback is None
+    assert [(r["sources"], v["action"]) for r, v in zip(answer.citations_reported, answer.verification)] == [([1], "kept"), ([2], "kept")]
+    assert marker_after(answer.text, first) == [1] and marker_after(answer.text, second) == [2]
+    assert_citations_verified(service, answer, given)
+
+
+def test_prose_answer_keeps_its_full_stops(service_with):
+    with FakeOpenAI() as server:
+        service = service_with(**openai_settings(server, openai_response_format="off"))
+        _, first, second = sentences_from(service)
+        server.script([Reply(content=f"{first.rstrip('.')} [1]. {second.rstrip('.')} [2].")])
+        answer = service.ask(QUESTION)
+    assert answer.text == f"{first.rstrip('.')} [1]. {second.rstrip('.')} [2]."
+
+
+# -- failures: the question is still answered, from the quotes -------------------------------------
+
+NOTICE_WORDS = {
+    "unreachable": "is not reachable",
+    "timeout": "did not answer in time",
+    "auth": "refused the request's credentials",
+    "missing": "does not have the configured model",
+    "malformed": "could not be read",
+    "unverified": "could not be verified",
+}
+
+
+def _ollama_down(stack):
+    return {"backend": "ollama", "ollama_url": closed_port_url(), "ollama_model": MODEL}
+
+
+def _openai_down(stack):
+    return {"backend": "openai", "openai_base_url": closed_port_url() + "/v1", "openai_model": MODEL}
+
+
+def _ollama(reply: Reply | None = None, model: str = MODEL):
+    def start(stack):
+        server = stack.enter_context(FakeOllama([reply or Reply(content="unused")], model=model))
+        return ollama_settings(server)
+
+    return start
+
+
+def _openai(reply: Reply | None = None, model: str = MODEL, key: str | None = None):
+    def start(stack):
+        server = stack.enter_context(FakeOpenAI([reply or Reply(content="unused")], model=model, api_key=key))
+        return openai_settings(server, openai_api_key="sk-wrong")
+
+    return start
+
+
+FAILURES = [
+    pytest.param(_ollama_down, "unreachable", id="ollama-down"),
+    pytest.param(_ollama(Reply(delay=30)), "timeout", id="ollama-hangs"),
+    pytest.param(_ollama(Reply(content='{"covered": true, "sen', interval=30, chunks=2)), "timeout", id="ollama-stalls-mid-reply"),
+    pytest.param(_ollama(model="another-model"), "missing", id="ollama-model-missing"),
+    pytest.param(_ollama(Reply(status=401, error="unauthorized")), "auth", id="ollama-401"),
+    pytest.param(_ollama(Reply(raw=b"this is not json\n")), "malformed", id="ollama-garbage-lines"),
+    pytest.param(_ollama(Reply(content="I would rather talk about the weather today.")), "unverified", id="ollama-answer-not-json"),
+    pytest.param(_openai_down, "unreachable", id="openai-down"),
+    pytest.param(_openai(Reply(delay=30)), "timeout", id="openai-hangs"),
+    pytest.param(_openai(key="sk-right"), "auth", id="openai-wrong-key"),
+    pytest.param(_openai(model="another-model"), "missing", id="openai-model-missing"),
+    pytest.param(_openai(Reply(raw=b"data: {not json\n\n")), "malformed", id="openai-garbage-sse"),
+]
+
+
+@pytest.mark.parametrize(("start", "kind"), FAILURES)
+def test_failing_backend_serves_the_quoted_answer(service_with, extractive_answer, start, kind):
+    with ExitStack() as stack:
+        settings = {**start(stack), "llm_timeout": 1}
+        service = service_with(**settings)
+        events, elapsed = events_of(service)
+    answer = final(events)
+    assert elapsed < PROMPT_RETURN_SECONDS, "a failing model must not hold the question up"
+    assert not answer.abstained and answer.citations
+    assert answer.text == extractive_answer.text
+    assert answer.backend == "extractive" and answer.model is None
+    assert answer.notice and re.search(r"quoted from (the sources|them) instead\.$", answer.notice)
+    assert service.settings.backend in answer.notice, "the notice names the backend that failed"
+    assert answer.fallback == kind, answer.notice
+    assert NOTICE_WORDS[kind] in answer.notice
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param("", id="empty-reply"),
+        pytest.param('{"covered": true, "sentences": [{"text": 42', id="covered-but-no-readable-sentence"),
+    ],
+)
+def test_reply_without_sentences_is_not_a_decline(service_with, extractive_answer, content):
+    with FakeOpenAI([Reply(content=content)]) as server:
+        service = service_with(**openai_settings(server))
+        answer = service.ask(QUESTION)
+    assert not answer.abstained, "the sources cover the question; only the model's reply was unusable"
+    assert answer.backend == "extractive" and answer.text == extractive_answer.text
+    assert answer.fallback in ("malformed", "unverified")
+
+
+def test_missing_package_names_the_install_command(service_with, monkeypatch, extractive_answer):
+    monkeypatch.setitem(sys.modules, "langchain_ollama", None)  # import fails as if it were not installed
+    service = service_with(backend="ollama", ollama_url=closed_port_url())
+    events, _ = events_of(service)
+    answer = final(events)
+    assert answer.fallback == "not_installed" and answer.backend == "extractive"
+    assert answer.text == extractive_answer.text and answer.citations
+    assert INSTALL_HINTS["ollama"] in answer.notice and "langchain_ollama" in answer.notice
+
+
+# -- follow-up questions ---------------------------------------------------------------------------
+
+EARLIER = "How do we recruit patients for EBCD?"
+FOLLOW_UP = "And how do we pay them?"
+REWRITTEN = "How do we pay patients who take part in EBCD?"
+
+
+def test_follow_up_is_rewritten_by_the_model(service_with):
+    with FakeOllama([Reply(content=f"{REWRITTEN}\n"), Reply(content=answer_json([], covered=False))]) as server:
+        service = service_with(**ollama_settings(server))
+        answer = service.ask(FOLLOW_UP, history=[EARLIER])
+    rewrite = server.chat_requests()[0]
+    assert f"Follow-up question: {FOLLOW_UP}" in rewrite.prompt and EARLIER in rewrite.prompt
+    assert rewrite.body.get("format") is None, "the rewrite is plain text, not the answer schema"
+    assert answer.search_query == REWRITTEN, "the passages were searched for with the model's question"
+    assert answer.backend == "ollama"
+
+
+def test_follow_up_falls_back_to_the_rule_when_the_rewrite_fails(service_with):
+    with FakeOllama([Reply(status=500, error="out of memory"), Reply(content=answer_json([], covered=False))]) as server:
+        service = service_with(**ollama_settings(server))
+        answer = service.ask(FOLLOW_UP, history=[EARLIER])
+    assert "Follow-up question" in server.chat_requests()[0].prompt, "the model was asked first"
+    assert answer.search_query == standalone_query(FOLLOW_UP, [EARLIER]) != FOLLOW_UP

@@ -1,0 +1,140 @@
+"""The packaged local model (Qwen2.5-Coder-1.5B through llama-cpp-python) answering real questions.
+
+`make test` runs `make local-llm` first, so the model is installed wherever the suite runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import make_settings
+
+from assistant.local_model import packaged_model_path
+from assistant.service import AssistantService
+from assistant.settings import PROJECT_ROOT
+
+MODEL = packaged_model_path(PROJECT_ROOT / "data")
+
+ANSWERABLE = [
+    "What is a trigger film in experience-based co-design?",
+    "How can a facilitator stop clinicians dominating a co-design workshop?",
+    "Why should patients be involved from the start of a quality improvement project?",
+]
+
+
+def local_service(data_dir, **overrides) -> AssistantService:
+    assert MODEL.exists(), f"{MODEL} is missing: run `make local-llm` (make test does)"
+    return AssistantService(make_settings(data_dir, backend="local", llm_model_path=str(MODEL), **overrides))
+
+
+@pytest.fixture(scope="module")
+def service(corpus_data_dir):
+    return local_service(corpus_data_dir)
+
+
+@pytest.fixture(scope="module")
+def answers(service):
+    """Each answerable question asked once through the stream: (events, final answer, seconds)."""
+    results = []
+    for question in ANSWERABLE:
+        started = time.perf_counter()
+        events = list(service.ask_stream(question))
+        results.append((events, events[-1][1], time.perf_counter() - started))
+    return results
+
+
+def test_the_local_model_writes_answers_with_verified_citations(answers):
+    for events, answer, _ in answers:
+        data = answer.to_dict()
+        assert data["backend"] == "local", data["notice"]
+        assert data["model"] == MODEL.name
+        assert not data["abstained"] and data["citations"]
+        passages = {p["chunk_id"]: p["text"] for p in data["retrieved"]}
+        numbers = {c["n"] for c in data["citations"]}
+        for n in {int(m) for m in __import__("re").findall(r"\[(\d+)\]", data["answer"])}:
+            assert n in numbers, f"[{n}] has no citation in {data['answer']!r}"
+        for citation in data["citations"]:
+            assert citation["chunk_id"] in passages and citation["quote"]
+        kept = [c for c in data["verification"] if c["action"] in ("kept", "recited")]
+        assert kept, data["verification"]
+        for check in kept:
+            assert check["supported_by"], check
+        # what the model said is kept apart from what is shown
+        assert data["citations_reported"] and all("sources" in r for r in data["citations_reported"])
+
+
+def test_evidence_first_then_the_model_streams_then_the_verified_answer(answers):
+    for events, answer, _ in answers:
+        kinds = [kind for kind, _ in events]
+        assert kinds[0] == "evidence" and kinds[-1] == "answer"
+        assert kinds.count("draft") >= 3, "the model's words arrive while it writes"
+        assert events[0][1].backend == "extractive"
+        assert answer.timings_ms["first_token"] < answer.timings_ms["generate"]
+
+
+def test_out_of_scope_question_is_declined(service):
+    answer = service.ask("What dose of statins should an adult with high cholesterol take?")
+    assert answer.abstained and "don't cover" in answer.text
+    assert answer.backend == "local"
+
+
+def test_a_question_beyond_the_passages_is_declined_not_invented(service):
+    """Near the corpus (retrieval finds payment passages), but no passage states a fee: nothing invented."""
+    answer = service.ask("What hourly rate in pounds does NHS England pay patient partners in 2026?")
+    if not answer.abstained:  # any sentence kept must be supported, and no fee may be made up
+        assert "£" not in answer.text.replace("⚠", "") or "⚠" in answer.text
+        for check in answer.verification:
+            assert check["action"] in ("kept", "recited", "flagged")
+
+
+def test_time_limit_falls_back_to_quotes(corpus_data_dir):
+    service = local_service(corpus_data_dir, llm_timeout=0.5)
+    started = time.perf_counter()
+    answer = service.ask(ANSWERABLE[0])
+    assert time.perf_counter() - started < 60
+    assert answer.backend == "extractive" and answer.fallback == "timeout"
+    assert "in time" in answer.notice and answer.citations
+
+
+def test_context_overflow_falls_back_to_quotes(corpus_data_dir):
+    answer = local_service(corpus_data_dir, llm_context=512).ask(ANSWERABLE[0])
+    assert answer.fallback == "context" and "context window" in answer.notice
+    assert not answer.abstained and answer.citations
+
+
+def test_missing_model_file_names_the_fix(corpus_data_dir):
+    service = AssistantService(make_settings(corpus_data_dir, backend="local", llm_model_path=str(corpus_data_dir / "absent.gguf")))
+    answer = service.ask(ANSWERABLE[0])
+    assert answer.fallback == "missing" and "make local-llm" in answer.notice
+    assert answer.citations and answer.backend == "extractive"
+
+
+def test_batch_json_contract_with_the_local_backend(corpus_data_dir, tmp_path):
+    lines = [ANSWERABLE[0], "x" * 50_000, "What dose of statins should an adult take?"]
+    env = {
+        **__import__("os").environ,
+        "ASSISTANT_DATA_DIR": str(corpus_data_dir),
+        "ASSISTANT_LLM_MODEL_PATH": str(MODEL),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant", "ask", "--backend", "local", "--json", "-"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(replies) == 3
+    first, long, out_of_scope = replies
+    assert first["backend"] == "local" and first["citations"] and first["model"] == MODEL.name
+    assert long["error"] and "limit" in long["error"] and long["abstained"]
+    assert out_of_scope["abstained"]
+    for reply in replies:
+        assert {"question", "answer", "abstained", "citations", "retrieved", "timings_ms", "backend", "citations_reported"} <= set(reply)
