@@ -44,8 +44,8 @@ def test_prose_with_markers_is_read():
     parsed = parse_reply("Staff watch a film of patients [1]. Then they meet [2][3].\n- Celebrate at the end [1]")
     assert parsed.format == "markers"
     assert [(s.text, s.sources) for s in parsed.sentences] == [
-        ("Staff watch a film of patients", [1]),
-        ("Then they meet", [2, 3]),
+        ("Staff watch a film of patients.", [1]),
+        ("Then they meet.", [2, 3]),
         ("Celebrate at the end", [1]),
     ]
 
@@ -84,3 +84,12 @@ def test_schema_only_allows_passage_numbers_given():
     sources = schema["properties"]["sentences"]["items"]["properties"]["sources"]
     assert sources["items"]["enum"] == [1, 2, 3]
     assert schema["required"] == ["covered", "sentences"]
+
+
+def test_numbers_are_read_in_digits_and_words():
+    from assistant.generate import numbers_in
+
+    assert numbers_in("The four criteria, in 2 stages, over 30 minutes.") == {"4", "2", "30"}
+    assert numbers_in("One of the patients said so.") == set()
+    assert numbers_in("the four criteria") <= numbers_in("four criteria: measurable, affordable, sustainable, important")
+    assert not numbers_in("the four criteria") <= numbers_in("three criteria: measurable, affordable, sustainable")

@@ -7,7 +7,7 @@ from assistant.prompts import PromptError, load_prompt, parse_prompt
 
 def test_answer_prompt_renders_passages_question_and_count():
     prompt = load_prompt("answer")
-    assert prompt.label == "answer.v1"
+    assert prompt.label == "answer.v2"
     system, user = prompt.render(passages="[1] A passage.", question="What is EBCD?", count=1)
     assert "Use only what the passages say" in system
     assert "[1] A passage." in user and "What is EBCD?" in user and "from 1 to 1" in user

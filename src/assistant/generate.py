@@ -23,6 +23,18 @@ MAX_SENTENCES = 6  # a longer reply from a small model is rambling, and each sen
 PROMPT_TOKEN_MARGIN = 64  # room for the chat template's own tokens
 CHARS_PER_TOKEN = 3.5  # estimate for servers whose tokenizer we cannot call (English prose: 4 or more)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Counts written as words are numbers too ("the four criteria"); "one" is left out: it is mostly a pronoun.
+_NUMBER_WORDS = {
+    w: str(n)
+    for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+    if w not in ("zero", "one")
+} | {"fifteen": "15", "twenty": "20", "thirty": "30", "fifty": "50", "hundred": "100"}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers a text states, in digits or as words."""
+    return set(_NUMBER.findall(text)) | {_NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
 UNSUPPORTED_NOTE = "(not verified: no passage shown supports this sentence)"
 
 
@@ -360,7 +372,7 @@ class GenerativeAnswerer:
             for n in numbers:
                 chunk = by_number[n].passage.chunk
                 result = self.scorer.check(sentence.text, chunk.chunk_id, chunk.text)
-                if result["supported"] and set(_NUMBER.findall(sentence.text)) <= set(_NUMBER.findall(chunk.text)):
+                if result["supported"] and numbers_in(sentence.text) <= numbers_in(chunk.text):
                     row, cosine = self.scorer.closest_sentence(sentence.text, chunk.chunk_id)
                     found.append((n, row, cosine))
             return found
