@@ -447,3 +447,41 @@ def test_follow_up_falls_back_to_the_rule_when_the_rewrite_fails(service_with):
         answer = service.ask(FOLLOW_UP, history=[EARLIER])
     assert "Follow-up question" in server.chat_requests()[0].prompt, "the model was asked first"
     assert answer.search_query == standalone_query(FOLLOW_UP, [EARLIER]) != FOLLOW_UP
+
+
+# -- evaluation with a model backend -----------------------------------------------------------------
+
+
+def quoting_model(request) -> Reply:
+    """A model that answers with the first sentence of passage [1] as the prompt shows it."""
+    passage = re.search(r"^\[1\] .*\n(.+)", request.prompt, re.MULTILINE)
+    sentence = re.split(r"(?<=[.!?])\s", passage.group(1).split(" … ")[0])[0] if passage else ""
+    return Reply(content=answer_json([(sentence, [1])]))
+
+
+def test_eval_runs_with_a_model_backend_and_reports_model_figures(service_with, tmp_path, capsys):
+    from assistant.cli import build_parser
+    from assistant.evaluation.command import cmd_eval
+
+    suite = tmp_path / "mini.yaml"
+    suite.write_text(
+        "- id: model-001\n  question: What is a trigger film in experience-based co-design?\n  theme: running-co-production\n"
+        "  answerable: true\n  evidence:\n    - document: notes/ebcd.md\n      snippet: trigger film\n"
+        "- id: model-002\n  question: What is the capital of France?\n  theme: running-co-production\n  answerable: false\n",
+        encoding="utf-8",
+    )
+    with FakeOllama(quoting_model) as server:
+        service = service_with(**ollama_settings(server))
+        args = build_parser().parse_args(["eval", str(suite), "--backend", "ollama", "--judge", "none", "--no-progress", "--report", str(tmp_path / "out")])
+        status = cmd_eval(args, service=service)
+    out, err = capsys.readouterr()
+    assert status == 0, out + err
+    results = __import__("json").loads((tmp_path / "out" / "results.json").read_text())
+    turns = {c["id"]: c for c in results["cases"]}
+    assert turns["model-001"]["response"]["backend"] == "ollama" and turns["model-001"]["response"]["model"].startswith(MODEL)
+    assert turns["model-002"]["scores"]["abstained"]
+    overall = results["summary"]["overall"]
+    assert overall["model_fallback"] == 0.0 and overall["sentences_unsupported"] == 0.0
+    assert overall["citation_validity"] == 1.0 and overall["citation_support"] == 1.0
+    assert "first_token_p50_ms" in overall
+    assert results["run"]["backend"] == "ollama" and results["run"]["model"].startswith(MODEL)

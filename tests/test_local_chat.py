@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ import time
 import pytest
 from conftest import make_settings
 
+from assistant.generate import numbers_in
 from assistant.local_model import packaged_model_path
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT
@@ -22,8 +25,12 @@ MODEL = packaged_model_path(PROJECT_ROOT / "data")
 ANSWERABLE = [
     "What is a trigger film in experience-based co-design?",
     "How can a facilitator stop clinicians dominating a co-design workshop?",
-    "Why should patients be involved from the start of a quality improvement project?",
+    "What should senior leaders do to make co-production lead to real change?",
+    "What criteria must an Always Event meet?",
 ]
+# A 1.5B model sometimes writes a sentence no passage supports; verification then serves the quotes
+# instead. The issue's bar: at least three questions answered by the model with verified citations.
+MODEL_ANSWERED_AT_LEAST = 3
 
 
 def local_service(data_dir, **overrides) -> AssistantService:
@@ -48,23 +55,26 @@ def answers(service):
 
 
 def test_the_local_model_writes_answers_with_verified_citations(answers):
+    written = 0
     for events, answer, _ in answers:
         data = answer.to_dict()
-        assert data["backend"] == "local", data["notice"]
-        assert data["model"] == MODEL.name
         assert not data["abstained"] and data["citations"]
         passages = {p["chunk_id"]: p["text"] for p in data["retrieved"]}
         numbers = {c["n"] for c in data["citations"]}
-        for n in {int(m) for m in __import__("re").findall(r"\[(\d+)\]", data["answer"])}:
+        for n in {int(m) for m in re.findall(r"\[(\d+)\]", data["answer"])}:
             assert n in numbers, f"[{n}] has no citation in {data['answer']!r}"
         for citation in data["citations"]:
             assert citation["chunk_id"] in passages and citation["quote"]
-        kept = [c for c in data["verification"] if c["action"] in ("kept", "recited")]
-        assert kept, data["verification"]
-        for check in kept:
-            assert check["supported_by"], check
-        # what the model said is kept apart from what is shown
+        # what the model said is kept apart from what is shown, whichever was served
         assert data["citations_reported"] and all("sources" in r for r in data["citations_reported"])
+        if data["backend"] == "local":
+            written += 1
+            assert data["model"] == MODEL.name and data["fallback"] is None
+            kept = [c for c in data["verification"] if c["action"] in ("kept", "recited")]
+            assert kept and all(c["supported_by"] for c in kept), data["verification"]
+        else:  # the model's answer failed verification: said so, and the quotes are served
+            assert data["backend"] == "extractive" and data["fallback"] == "unverified" and "could not be verified" in data["notice"]
+    assert written >= MODEL_ANSWERED_AT_LEAST, [a.to_dict()["verification"] for _, a, _ in answers]
 
 
 def test_evidence_first_then_the_model_streams_then_the_verified_answer(answers):
@@ -73,7 +83,8 @@ def test_evidence_first_then_the_model_streams_then_the_verified_answer(answers)
         assert kinds[0] == "evidence" and kinds[-1] == "answer"
         assert kinds.count("draft") >= 3, "the model's words arrive while it writes"
         assert events[0][1].backend == "extractive"
-        assert answer.timings_ms["first_token"] < answer.timings_ms["generate"]
+        if answer.backend == "local":
+            assert answer.timings_ms["first_token"] < answer.timings_ms["generate"]
 
 
 def test_out_of_scope_question_is_declined(service):
@@ -85,10 +96,10 @@ def test_out_of_scope_question_is_declined(service):
 def test_a_question_beyond_the_passages_is_declined_not_invented(service):
     """Near the corpus (retrieval finds payment passages), but no passage states a fee: nothing invented."""
     answer = service.ask("What hourly rate in pounds does NHS England pay patient partners in 2026?")
-    if not answer.abstained:  # any sentence kept must be supported, and no fee may be made up
-        assert "£" not in answer.text.replace("⚠", "") or "⚠" in answer.text
-        for check in answer.verification:
-            assert check["action"] in ("kept", "recited", "flagged")
+    cited_text = {c.chunk_id: p.chunk.text for c in answer.citations for p in answer.passages if p.chunk.chunk_id == c.chunk_id}
+    for check in answer.verification or []:
+        if check["action"] in ("kept", "recited"):  # a figure shown as cited must be in the passage it cites
+            assert numbers_in(check["text"]) <= set().union(*(numbers_in(t) for t in cited_text.values())), check
 
 
 def test_time_limit_falls_back_to_quotes(corpus_data_dir):
@@ -116,7 +127,7 @@ def test_missing_model_file_names_the_fix(corpus_data_dir):
 def test_batch_json_contract_with_the_local_backend(corpus_data_dir, tmp_path):
     lines = [ANSWERABLE[0], "x" * 50_000, "What dose of statins should an adult take?"]
     env = {
-        **__import__("os").environ,
+        **os.environ,
         "ASSISTANT_DATA_DIR": str(corpus_data_dir),
         "ASSISTANT_LLM_MODEL_PATH": str(MODEL),
     }

@@ -356,3 +356,42 @@ def test_document_text_is_escaped_everywhere():
     card = source_card(citation, hostile)
     assert not re.search(r"<(script|img|svg|b>)", card)
     assert "javascript:" not in card and "\n\n" not in card
+
+
+def test_model_answer_streams_under_the_evidence_then_shows_checked(corpus_data_dir):
+    """With a language model, the quoted evidence shows at once, the model's words stream under it, and
+    the checked answer replaces both, naming the model; an unsupported sentence is marked."""
+    from llm_servers import FakeOllama, Reply, answer_json
+
+    from assistant.generate import GenerativeAnswerer
+
+    with FakeOllama() as server:
+        service = AssistantService(
+            Settings(data_dir=corpus_data_dir, backend="ollama", ollama_url=server.url, ollama_model="test-model", llm_timeout=10)
+        )
+        retrieval = service.retriever(service.index).retrieve(LEAD, top_k=service.settings.top_k)
+        given = GenerativeAnswerer(service.settings, "ollama", None, service.index, service.embedder, None).choose_passages(LEAD, retrieval)
+        first = service.index.sentences[service.index.sentences_by_chunk[given[0].passage.chunk.chunk_id][0]][1]
+        reply = answer_json([(first, [1]), ("Facilitators should pay clinicians £90 to stay quiet.", [2])])
+        server.script([Reply(content=reply, chunks=12, interval=0.2)])
+        app, url = start(service)
+        try:
+            job = Client(url, verbose=False).submit(LEAD, "", "", "ollama", api_name="/ask")
+            updates = [out[1] for out in job]
+            final_messages = job.result()[1]
+        finally:
+            app.close()
+    while_writing = [u for u in updates if any("while the model writes" in text_of(m) for m in u)]
+    assert while_writing, "the quoted evidence is shown while the model writes"
+    assert any(
+        (m.get("metadata") or {}).get("status") == "pending" and "writing" in (m.get("metadata") or {}).get("title", "")
+        for u in while_writing
+        for m in u
+    )
+    answer = text_of(last_turn(final_messages)[1])
+    assert "Written by test-model" in answer
+    assert 'class="unsupported"' in answer and "£90" in answer
+    assert MARK.search(answer)
+    assert not any("while the model writes" in text_of(m) for m in final_messages), "the checked answer replaces the draft"
+    cards = [m for m in last_turn(final_messages) if (m.get("metadata") or {}).get("parent_id")]
+    assert cards and any(first[:40] in text_of(c) for c in cards)

@@ -29,6 +29,7 @@ from assistant.evaluation.runner import (
     SUPPORT_LEXICAL,
 )
 from assistant.evaluation.metrics import MIN_RUN_SHARE
+from assistant.llm import model_label
 
 FORMAT = "assistant-eval/1"
 REPORT_FILES = ("results.json", "summary.md", "report.html", "junit.xml")
@@ -117,6 +118,7 @@ def run_stamp(service, backend: str, suite_files: list[Path], cases: list[dict],
         "embedding_model": manifest.get("embedding_model"),
         "chunking": manifest.get("chunking"),
         "backend": backend,
+        "model": None if backend == "extractive" else model_label(settings, backend),
         "prompts": folder_hash(project_root / "prompts"),
         "judged": judge_status,
         "suites": suites,
