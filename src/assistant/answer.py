@@ -106,7 +106,7 @@ class ExtractiveAnswerer:
         chosen = self._choose(question, retrieval)
         if not chosen:
             return self.abstain(question, retrieval)
-        citations = [self._citation(n, s) for n, s in enumerate(chosen, start=1)]
+        citations = [self.citation(n, s) for n, s in enumerate(chosen, start=1)]
         lead, points = chosen[0], chosen[1:]
         text = f"{lead.text} [1]"
         if points:
@@ -195,7 +195,8 @@ class ExtractiveAnswerer:
             for r in following
         ]
 
-    def _citation(self, n: int, sentence: ScoredSentence) -> Citation:
+    def citation(self, n: int, sentence: ScoredSentence) -> Citation:
+        """Citation number n for a quoted sentence: its passage, place in the document, and primary study."""
         chunk = sentence.passage.chunk
         document_refs = [
             Reference.from_dict(ref) for key in chunk.references if (ref := self.index.reference(chunk.source, key)) is not None

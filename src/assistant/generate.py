@@ -329,7 +329,7 @@ class GenerativeAnswerer:
                 if key not in keys:
                     keys[key] = len(citations) + 1
                     quote = self.index.sentences[row][1] if row is not None else g.passage.chunk.text[:300]
-                    citations.append(self.extractive._citation(keys[key], ScoredSentence(-1 if row is None else row, g.passage, quote, cosine, cosine)))
+                    citations.append(self.extractive.citation(keys[key], ScoredSentence(-1 if row is None else row, g.passage, quote, cosine, cosine)))
                 numbers.append(keys[key])
             lines.append(_with_markers(sentence.text, numbers) if numbers else f"⚠ {sentence.text} {UNSUPPORTED_NOTE}")
         if not citations:
