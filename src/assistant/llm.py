@@ -182,7 +182,7 @@ def explain(exc: Exception, backend: str, model=None) -> ModelError:
         return ModelError(f"The {backend} model server at {where} refused the request's credentials (HTTP {status or 401}). {fix}", "auth")
     if status == 404 or name == "NotFoundError" or ("not found" in lower and "model" in lower):
         return ModelError(f"The {backend} model server at {where} does not have the configured model ({text[:200]}).", "missing")
-    if status in (400, 422) and "response_format" in lower:
+    if status is not None and status >= 400 and "response_format" in lower:  # llama-cpp-python's server says 500
         return ModelError(
             f"The {backend} model server at {where} rejected the request for JSON output (HTTP {status}). "
             "Set ASSISTANT_OPENAI_RESPONSE_FORMAT to json_object (llama-cpp-python's server) or off.",
