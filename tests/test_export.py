@@ -62,3 +62,13 @@ def test_empty_conversation_and_safe_url():
     assert "_No questions were asked._" in conversation_markdown([])
     assert safe_url("https://doi.org/10.1/x") == "https://doi.org/10.1/x"
     assert safe_url("javascript:alert(1)") == "" and safe_url("data:text/html,hi") == "" and safe_url(None) == ""
+
+
+def test_written_answers_say_who_wrote_them_and_any_notice():
+    written = {"question": "Q?", "answer": {"answer": "A claim [1].", "model": "qwen <b>1.5b</b>", "abstained": False, "citations": [],
+                                            "notice": "Checked against the sources: 1 sentence marked ⚠"}}
+    quoted = {"question": "Q2?", "answer": {"answer": "A quote [1]", "model": None, "citations": []}}
+    text = conversation_markdown([written, quoted])
+    assert "_Written by qwen &lt;b&gt;1.5b&lt;/b&gt;; each sentence was checked against the passage it cites._" in text
+    assert "_Checked against the sources: 1 sentence marked ⚠_" in text
+    assert text.count("Written by") == 1, "a quoted answer is not said to be written"

@@ -45,6 +45,8 @@ def cmd_ingest(args) -> int:
 
 def _print_answer(answer) -> None:
     print(answer.text)
+    if answer.model and not answer.abstained:
+        print(f"\n(Written by {answer.model}; each sentence was checked against the passage it cites.)")
     if answer.notice:
         print(f"\nNote: {answer.notice}")
     if answer.citations:

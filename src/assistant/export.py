@@ -47,7 +47,7 @@ def _quote_block(text: str) -> str:
 def conversation_markdown(turns: list[dict], title: str = "Conversation with the co-production assistant", exported_at: str | None = None) -> str:
     """Markdown for a conversation: `turns` holds {question, answer: Answer.to_dict(), document?, theme?}."""
     exported_at = exported_at or time.strftime("%Y-%m-%d %H:%M")
-    lines = [f"# {esc(title)}", "", f"Exported {exported_at}. Answers quote the indexed sources; check each quote against its source.", ""]
+    lines = [f"# {esc(title)}", "", f"Exported {exported_at}. Answers quote the indexed sources, or were written by a language model and checked against them; check each quote against its source.", ""]
     if not turns:
         lines += ["_No questions were asked._", ""]
     all_refs: dict[str, dict] = {}
@@ -63,6 +63,10 @@ def conversation_markdown(turns: list[dict], title: str = "Conversation with the
         if scope:
             lines += [f"_Searched only: {', '.join(scope)}._", ""]
         lines += [esc(answer.get("answer", "")), ""]
+        if answer.get("model") and not answer.get("abstained"):
+            lines += [f"_Written by {esc(answer['model'])}; each sentence was checked against the passage it cites._", ""]
+        if answer.get("notice"):
+            lines += [f"_{esc(answer['notice'])}_", ""]
         citations = answer.get("citations") or []
         if citations:
             lines += ["**Sources**", ""]
