@@ -11,6 +11,7 @@ from assistant.references import Reference, link_citations
 from assistant.sentences import clean_markup, normalise
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
+WRITTEN_BY = "Written by {model}; each sentence was checked against the passage it cites."  # how a model's answer is labelled
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "a an and are as at be been but by can do does for from has have how i if in into is it its of on or our "
@@ -46,6 +47,39 @@ class Citation:
 
 def markers_in(text: str) -> list[int]:
     return [int(m) for m in MARKER.findall(text)]
+
+
+# "[1]", "[2][3]" or "[1, 2]", with any spaces before them
+_MARKER_GROUP = re.compile(r"((?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+)")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+
+
+def cited_sentences(answer: str, keep_full_stops: bool = False) -> list[tuple[str, list[int]]]:
+    """The answer's claims, each with the [n] markers that cite it (markers removed from the text).
+
+    A marker group cites the text before it back to the previous marker group or the start of the line
+    (list markers dropped), the usual reading of inline citations: "A. B [1]. C [2]" gives
+    ("A. B", [1]) and ("C", [2]). Text after a line's last marker is returned with no markers.
+    With `keep_full_stops` the full stop after a marker group goes back to the claim it ends ("A. B.").
+    """
+    pieces: list[tuple[str, list[int]]] = []
+    for line in answer.splitlines():
+        line = _LIST_ITEM.sub("", line).strip()
+        if not line:
+            continue
+        parts = _MARKER_GROUP.split(line)
+        for i in range(0, len(parts), 2):
+            text = parts[i].strip()
+            stop = re.match(r"[.!?]+", text)
+            if keep_full_stops and stop and i > 0 and pieces:
+                pieces[-1] = (pieces[-1][0] + stop.group(0), pieces[-1][1])
+            text = text.lstrip(".,;:!?)]} ").strip()
+            numbers = [int(n) for n in re.findall(r"\d+", parts[i + 1])] if i + 1 < len(parts) else []
+            if re.search(r"\w", text):
+                pieces.append((text, numbers))
+            elif numbers and pieces:  # markers with no text of their own extend the claim before them
+                pieces[-1][1].extend(numbers)
+    return pieces
 
 
 def content_words(text: str) -> set[str]:
@@ -134,11 +168,10 @@ class SupportScorer:
         needle = _plain(sentence)
         if needle and needle in _plain(passage):
             return 1.0
-        (vector,) = self._vectors([sentence])
-        rows = self.index.sentences_by_chunk.get(chunk_id) if self.index is not None else None
-        if rows:
-            return float(np.max(self.index.sentence_vectors[rows] @ vector))
-        (passage_vector,) = self._vectors([passage])
+        row, similarity = self.closest_sentence(sentence, chunk_id)
+        if row is not None:
+            return similarity
+        vector, passage_vector = self._vectors([sentence, passage])
         return float(passage_vector @ vector)
 
     def closest_sentence(self, sentence: str, chunk_id: str) -> tuple[int | None, float]:

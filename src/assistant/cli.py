@@ -44,9 +44,11 @@ def cmd_ingest(args) -> int:
 
 
 def _print_answer(answer) -> None:
+    from assistant.cite import WRITTEN_BY
+
     print(answer.text)
     if answer.model and not answer.abstained:
-        print(f"\n(Written by {answer.model}; each sentence was checked against the passage it cites.)")
+        print(f"\n({WRITTEN_BY.format(model=answer.model)})")
     if answer.notice:
         print(f"\nNote: {answer.notice}")
     if answer.citations:

@@ -6,6 +6,7 @@ import html
 import re
 import time
 
+from assistant.cite import WRITTEN_BY
 from assistant.themes import THEMES
 
 
@@ -64,7 +65,7 @@ def conversation_markdown(turns: list[dict], title: str = "Conversation with the
             lines += [f"_Searched only: {', '.join(scope)}._", ""]
         lines += [esc(answer.get("answer", "")), ""]
         if answer.get("model") and not answer.get("abstained"):
-            lines += [f"_Written by {esc(answer['model'])}; each sentence was checked against the passage it cites._", ""]
+            lines += [f"_{WRITTEN_BY.format(model=esc(answer['model']))}_", ""]
         if answer.get("notice"):
             lines += [f"_{esc(answer['notice'])}_", ""]
         citations = answer.get("citations") or []

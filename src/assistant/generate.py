@@ -12,7 +12,7 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from assistant.answer import SOURCE_SEEKING, Answer, ExtractiveAnswerer, ScoredSentence
-from assistant.cite import SupportScorer
+from assistant.cite import SupportScorer, cited_sentences
 from assistant.llm import ModelError, model_label, stream_text
 from assistant.prompts import load_prompt
 from assistant.retrieve import Passage, Retrieval
@@ -78,7 +78,6 @@ class ModelReply:
 
 _TEXT_FIELD = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)("?)')
 _SOURCES_FIELD = re.compile(r'^\s*,\s*"sources"\s*:\s*\[([^\]]*)(\]?)')
-_MARKER_GROUP = re.compile(r"((?:\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\])+)")
 
 
 def _unescape(raw: str) -> str:
@@ -149,26 +148,16 @@ def parse_reply(text: str) -> ModelReply:
 
 def marker_sentences(text: str) -> list[ModelSentence]:
     """Prose with inline [n] markers: each marker group cites the text before it."""
-    sentences: list[ModelSentence] = []
-    for line in text.splitlines():
-        line = re.sub(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", "", line).strip()
-        parts = _MARKER_GROUP.split(line)
-        for i in range(0, len(parts), 2):
-            piece = parts[i].strip()
-            closing = re.match(r"[.!?]+", piece)
-            if closing and sentences and i > 0:  # "A [1]. B": the full stop after a marker ends sentence A
-                sentences[-1].text += closing.group(0)
-            piece = piece.lstrip(".,;:!?)]} ").strip()
-            numbers = [int(n) for n in re.findall(r"\d+", parts[i + 1])] if i + 1 < len(parts) else []
-            if re.search(r"[A-Za-z]", piece):
-                sentences.append(ModelSentence(piece, numbers))
-            elif numbers and sentences:
-                sentences[-1].sources.extend(numbers)
-    return sentences
+    return [ModelSentence(claim, numbers) for claim, numbers in cited_sentences(text, keep_full_stops=True)]
 
 
 def with_fallback_note(problem: str) -> str:
     return problem.rstrip(". ") + ". The sentences below are quoted from the sources instead."
+
+
+def quoted_instead(evidence: Answer, notice: str, kind: str, reported: list | None = None, checks: list | None = None) -> Answer:
+    """The extractive answer served in place of a model's, saying why (`kind` is the fallback reason)."""
+    return replace(evidence, notice=notice, backend="extractive", model=None, fallback=kind, citations_reported=reported, verification=checks)
 
 
 # -- the answerer ----------------------------------------------------------------------------------
@@ -274,7 +263,7 @@ class GenerativeAnswerer:
                 if draft:
                     yield "draft", draft
         except ModelError as exc:
-            yield "answer", self.fallback(evidence, with_fallback_note(str(exc)), kind=exc.kind)
+            yield "answer", quoted_instead(evidence, with_fallback_note(str(exc)), exc.kind)
             return
         written = time.perf_counter()
         answer = self.verify(question, retrieval, evidence, given, parse_reply(buffer))
@@ -295,19 +284,15 @@ class GenerativeAnswerer:
             return " ".join(s.text + "".join(f" [{n}]" for n in s.sources) for s in sentences_so_far(buffer))
         return buffer.strip()
 
-    def fallback(self, evidence: Answer, notice: str, kind: str = "unverified", reported: list | None = None, checks: list | None = None) -> Answer:
-        """The extractive answer, saying why the model's was not served."""
-        return replace(evidence, notice=notice, backend="extractive", model=None, fallback=kind, citations_reported=reported, verification=checks)
-
     def verify(self, question: str, retrieval: Retrieval, evidence: Answer, given: list[Given], reply: ModelReply) -> Answer:
         """Keep each sentence its cited passage supports; re-cite, flag or drop the rest."""
         by_number = {g.number: g for g in given}
         reported = [{"text": s.text, "sources": s.sources, "passages": [by_number[n].passage.chunk.chunk_id for n in s.sources if n in by_number]} for s in reply.sentences]
         if reply.covered is not False and not reply.sentences:
-            return self.fallback(
+            return quoted_instead(
                 evidence,
                 with_fallback_note(f"The {self.name} model's reply held no sentences that could be read"),
-                kind="malformed",
+                "malformed",
                 reported=reported,
                 checks=[],
             )
@@ -333,9 +318,10 @@ class GenerativeAnswerer:
                 numbers.append(keys[key])
             lines.append(_with_markers(sentence.text, numbers) if numbers else f"⚠ {sentence.text} {UNSUPPORTED_NOTE}")
         if not citations:
-            return self.fallback(
+            return quoted_instead(
                 evidence,
                 f"The {self.name} model's answer could not be verified against the sources, so the sentences below are quoted from them instead.",
+                "unverified",
                 reported=reported,
                 checks=checks,
             )

@@ -6,7 +6,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from assistant.answer import Answer, ExtractiveAnswerer
@@ -178,14 +177,16 @@ class AssistantService:
 
         return chat_model(self.settings, backend)
 
-    def search_query(self, question: str, history: list[str], model=None, backend: str = "") -> str:
-        """The question as a standalone search: rewritten by the model when it is a follow-up and a model is configured."""
+    def search_query(self, question: str, history: list[str], model=None, backend: str = "") -> tuple[str, bool]:
+        """The question as a standalone search, and whether the model wrote it: a model configured
+        rewrites a follow-up; otherwise, or when it fails, the rule does."""
         deterministic = standalone_query(question, history)
         if model is None or not self.settings.llm_rewrite_followups or deterministic == question or not looks_like_follow_up(question):
-            return deterministic
+            return deterministic, False
         from assistant.conversation import rewrite_with_model
 
-        return rewrite_with_model(model, backend, question, history, self.settings.llm_timeout) or deterministic
+        rewritten = rewrite_with_model(model, backend, question, history, self.settings.llm_timeout)
+        return (rewritten, True) if rewritten else (deterministic, False)
 
     def ask(
         self,
@@ -230,7 +231,7 @@ class AssistantService:
                 model = self.chat_model(backend)
             except ModelError as exc:
                 model_problem = exc
-        query = self.search_query(question, history or [], model, backend)
+        query, rewritten_by_model = self.search_query(question, history or [], model, backend)
         retrieval = self.retriever(index).retrieve(query, top_k=self.settings.top_k, filters=Filters(document=document, theme=theme))
         retrieved_at = time.perf_counter()
         extractive = ExtractiveAnswerer(
@@ -250,20 +251,14 @@ class AssistantService:
         if backend == "extractive":
             yield "answer", evidence
             return
-        from assistant.generate import GenerativeAnswerer, with_fallback_note
+        from assistant.generate import GenerativeAnswerer, quoted_instead, with_fallback_note
 
         if model is None:
-            yield "answer", replace(
-                evidence,
-                backend="extractive",
-                notice=with_fallback_note(str(model_problem)),
-                fallback=model_problem.kind,
-            )
+            yield "answer", quoted_instead(evidence, with_fallback_note(str(model_problem)), model_problem.kind)
             return
         writer = GenerativeAnswerer(self.settings, backend, model, index, self.embedder, extractive)
         # a follow-up the model rewrote is asked in its standalone form: the model does not see the history
-        asked = query if query != standalone_query(question, history or []) else question
-        for kind, value in writer.stream(asked, retrieval, evidence):
+        for kind, value in writer.stream(query if rewritten_by_model else question, retrieval, evidence):
             if kind == "answer":
                 value.question, value.search_query = question, query
                 value.timings_ms = {**evidence.timings_ms, **value.timings_ms, "total": round((time.perf_counter() - started) * 1000, 1)}

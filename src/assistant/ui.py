@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import gradio as gr
 
+from assistant.cite import WRITTEN_BY
 from assistant.export import conversation_markdown, esc, reference_link, safe_url
 from assistant.feedback import FeedbackStore
 from assistant.themes import THEMES
@@ -148,7 +149,7 @@ def provenance(answer) -> str:
     """Who wrote the answer and how it was checked, then any notice (fallback, flagged sentences)."""
     lines = []
     if answer.model and not answer.abstained:
-        lines.append(f"Written by {esc(answer.model)}; each sentence was checked against the passage it cites.")
+        lines.append(WRITTEN_BY.format(model=esc(answer.model)))
     if answer.notice:
         lines.append(esc(answer.notice))
     return "".join(f'<p class="provenance"><em>{line}</em></p>' for line in lines)

@@ -16,15 +16,12 @@ Judged metrics (``judged_*``) are added only when a :class:`~assistant.evaluatio
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from assistant.answer import Answer
-from assistant.cite import MARKER, SUPPORT_COSINE, SUPPORT_LEXICAL, SupportScorer  # noqa: F401 (re-exported for reports)
-from assistant.sentences import clean_markup
+from assistant.cite import SUPPORT_COSINE, SUPPORT_LEXICAL, SupportScorer, cited_sentences  # noqa: F401 (re-exported)
 from assistant.evaluation import metrics
 from assistant.evaluation.suites import Turn, turns_of
 
@@ -67,32 +64,6 @@ class TurnResult:
             "details": self.details,
             "response": self.response,
         }
-
-
-_MARKER_GROUP = re.compile(r"((?:\s*\[\d{1,3}\])+)")
-
-
-def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
-    """The answer's claims, each with the [n] markers that cite it (markers removed from the text).
-
-    A marker group cites the text before it back to the previous marker group or the start of the line
-    (list markers dropped), the usual reading of inline citations: "A. B [1]. C [2]" gives
-    ("A. B", [1]) and ("C", [2]). Text after a line's last marker is returned with no markers.
-    """
-    pieces: list[tuple[str, list[int]]] = []
-    for line in answer.splitlines():
-        line = re.sub(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", "", line).strip()
-        if not line:
-            continue
-        parts = _MARKER_GROUP.split(line)
-        for i in range(0, len(parts), 2):
-            text = parts[i].strip().lstrip(".,;:!?)]} ").strip()
-            numbers = [int(n) for n in MARKER.findall(parts[i + 1])] if i + 1 < len(parts) else []
-            if re.search(r"\w", text):
-                pieces.append((text, numbers))
-            elif numbers and pieces:  # markers with no text of their own extend the claim before them
-                pieces[-1][1].extend(numbers)
-    return pieces
 
 
 def citation_scores(response: dict, scorer: SupportScorer) -> tuple[dict, list[dict]]:
