@@ -109,12 +109,17 @@ def _md_link(label: str, url: str | None) -> str:
     return f"[{esc(label)}]({url})" if url else esc(label)
 
 
-def _md_sources(citation: Citation) -> str:
-    line = f"Source: {esc(where(citation))}"
+def sources_line(citation: Citation, escape, link) -> str:
+    """Where a quote sits and the studies it cites, in a format's own escaping and links."""
+    line = f"Source: {escape(where(citation))}"
     studies = study_names(citation)
     if studies:
-        line += "; citing " + ", ".join(_md_link(label, url) for label, url in studies)
+        line += "; citing " + ", ".join(link(label, url) for label, url in studies)
     return line
+
+
+def _md_sources(citation: Citation) -> str:
+    return sources_line(citation, esc, _md_link)
 
 
 def reference_parts(entry: ReferenceEntry) -> tuple[str, str]:
@@ -219,11 +224,7 @@ def _html_link(label: str, url: str | None) -> str:
 
 
 def _html_sources(citation: Citation) -> str:
-    line = f"Source: {h(where(citation))}"
-    studies = study_names(citation)
-    if studies:
-        line += "; citing " + ", ".join(_html_link(label, url) for label, url in studies)
-    return f'<div class="source">{line}</div>'
+    return f'<div class="source">{sources_line(citation, h, _html_link)}</div>'
 
 
 def _html_reference(entry: ReferenceEntry) -> str:
@@ -353,11 +354,7 @@ def _x(text) -> str:
 
 
 def _plain_sources(citation: Citation) -> str:
-    line = f"Source: {where(citation)}"
-    studies = study_names(citation)
-    if studies:
-        line += "; citing " + ", ".join(f"{label} ({url})" if url else label for label, url in studies)
-    return line
+    return sources_line(citation, str, lambda label, url: f"{label} ({url})" if url else label)
 
 
 def _plain_reference(entry: ReferenceEntry) -> str:

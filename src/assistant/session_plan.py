@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from assistant.answer import Answer
@@ -461,146 +462,26 @@ def _mixed(audience: str) -> bool:
     return bool(re.search(r"patient|partner|carer|service user|lived experience|famil|people who use|public", audience, re.I))
 
 
+ACTIVITIES_FILE = Path(__file__).with_name("data") / "activities.yaml"
+
+
+@lru_cache(maxsize=1)
+def activity_texts() -> dict[str, dict]:
+    """The activities' words, kept as data: one per topic kind, plus `thin` and `default`."""
+    import yaml
+
+    return yaml.safe_load(ACTIVITIES_FILE.read_text(encoding="utf-8"))
+
+
 def build_activity(kind: str, topic: str, audience: str, minutes: int, thin: bool = False) -> Activity:
-    mixed = _mixed(audience)
-    groups = "small groups that mix staff and patient partners" if mixed else "small groups"
-    if kind == "power":
-        return Activity(
-            kind=kind,
-            name="Role play on power in meetings",
-            purpose="Notice how hierarchy, jargon and who speaks first shape a co-design meeting, and practise ways of sharing the floor.",
-            minutes=minutes,
-            materials=["Role cards you have written for a made-up meeting", "An observer sheet: who speaks, who is interrupted, whose ideas are written down", "Flipchart"],
-            steps=[
-                "Set the scene: a co-design group meeting about a made-up, low-stakes change to the service (for example, how people are welcomed on arrival). Do not use a real case or a real complaint.",
-                "Hand out role cards: a senior clinician, a manager, a patient partner at their first meeting, a carer, a chair. Give some roles a private brief, such as 'you worry this group will criticise your team' or 'nobody has asked for your view before'.",
-                "Ask the remaining participants to observe with the sheet: who speaks first and longest, who is interrupted, what jargon is used, whose suggestions reach the flipchart.",
-                "Run the meeting for the first half of the activity time, then pause.",
-                "With the whole group, agree a few changes to how the meeting is run (for example, the patient partner speaks first, a plain-language rule, the chair checks in with each person) and run the meeting again.",
-                "Debrief out of role: ask each role how the two rounds felt, then hear from the observers, then link what happened to the key messages.",
-            ],
-            facilitator_notes=[
-                "Let patient partners choose whether to play a patient role; nobody has to play themselves.",
-                "Agree before you start that anyone can step out of role at any time.",
-                "Watch for the role play repeating the pattern it is meant to expose, and name it kindly if it does.",
-            ],
-            debrief=[
-                "What did it feel like to be the least powerful person in the room?",
-                "What changed between the two rounds, and who noticed it first?",
-                "Which of the changes could you try in your next real meeting?",
-            ],
-        )
-    if kind == "experience":
-        return Activity(
-            kind=kind,
-            name="Touchpoint mapping",
-            purpose="Map a patient's journey through the service and find the moments (touchpoints) that matter most to patients and staff.",
-            minutes=minutes,
-            materials=["Long sheets of paper or a wall", "Sticky notes in two colours (one for patients' views, one for staff's)", "Pens and dot stickers"],
-            steps=[
-                f"Form {groups}. Give each group one journey to map, from first contact with the service to leaving it.",
-                "Draw the journey as a line of steps. Anyone may add a step, and patient partners' steps go up without discussion.",
-                "Mark each step with how it felt: positive above the line, negative below. Use one colour for patients' experience and the other for staff's.",
-                "Ask each group to circle the touchpoints where feelings run strongest, and to note where patients' and staff's views differ.",
-                "Groups show their maps to each other; the whole room chooses one touchpoint to explore further together.",
-            ],
-            facilitator_notes=[
-                "The map records experience, not blame: keep discussion on the journey, not on named individuals.",
-                "If you have a trigger film or interview material from your own project, show it before mapping; otherwise use participants' own experience.",
-                "Give patient partners the first say on how each step felt to them.",
-            ],
-            debrief=[
-                "Which touchpoint surprised staff the most?",
-                "Where did patients' and staff's maps disagree, and what does that tell us?",
-                "Which touchpoint could a co-design group work on first?",
-            ],
-        )
-    if kind == "recruitment":
-        return Activity(
-            kind=kind,
-            name="Recruitment reach exercise",
-            purpose="See who currently takes part in improvement work, who is missing, and plan how to reach them.",
-            minutes=minutes,
-            materials=["Flipchart with two columns: 'people who use the service' and 'people who take part'", "Sticky notes", "Pens"],
-            steps=[
-                f"In {groups}, list the groups of people who use the service: by age, condition, language, background, caring role and anything else that matters locally.",
-                "Next to it, list who currently takes part in improvement or co-design work.",
-                "Compare the columns and circle the groups who use the service but do not take part.",
-                "For each circled group, note where its members already go, who they trust, and what might stop them taking part (time, place, cost, language, payment, past experience).",
-                "Agree one outreach step per group that someone in the room can take, and who will take it.",
-            ],
-            facilitator_notes=[
-                "Use participants' own knowledge of the service; do not present estimates of who is missing as facts.",
-                "Invite patient partners to say what made it possible, or hard, for them to take part.",
-            ],
-            debrief=[
-                "Which missing group surprised you?",
-                "Which barrier could your team remove soonest?",
-                "How will you know whether the outreach worked?",
-            ],
-        )
-    if kind == "measurement":
-        return Activity(
-            kind=kind,
-            name="Measurement planning",
-            purpose="Plan, together, how to tell whether a piece of co-production work made a difference, and how the process went.",
-            minutes=minutes,
-            materials=["A planning grid: what we want to change / how we will know / when / who collects it / who sees it", "Pens and sticky notes"],
-            steps=[
-                f"In {groups}, pick one real or planned improvement project.",
-                "Agree what a good result would look like, first from patients' point of view and then from staff's.",
-                "For each, choose how you would know: a story, a survey question, routine data or an observation.",
-                "Add a measure of the co-production process itself: for example, whether everyone felt able to contribute.",
-                "Fill in when, and by whom, each measure is collected, and who will see the results, including patient partners.",
-                "Groups swap grids and check each other's plans for gaps.",
-            ],
-            facilitator_notes=[
-                "Keep both stories and numbers in play; do not let the group rank one above the other without discussion.",
-                "Make sure patient partners help choose the measures, not only answer them.",
-            ],
-            debrief=[
-                "Which measure would matter most to patients?",
-                "What would you need to start collecting now, before the work begins?",
-                "Who will look at the results, and when?",
-            ],
-        )
-    if thin:
-        return Activity(
-            kind="default",
-            name="What do we know, and what do we need to find out?",
-            purpose=f"Gather what participants already know about {topic}, keep it apart from published evidence, and plan how to find out more.",
-            minutes=minutes,
-            materials=["Flipchart with two columns: 'what we have seen ourselves' and 'what we would need to check'", "Sticky notes and pens"],
-            steps=[
-                f"Form {groups}. Ask each group to note what they have seen of {topic} in their own work.",
-                "Put each note in one of the two columns: experience participants can describe first-hand, or claims that would need a source.",
-                "For the second column, agree where the group could look for evidence, or whom it could ask.",
-                "Groups share one question they most want answered; the room agrees who will follow each one up.",
-            ],
-            facilitator_notes=[
-                "Label participants' experience as experience: the indexed sources do not back it.",
-                "Give patient partners time to speak first in each group.",
-            ],
-            debrief=["What do we now know that we did not know at the start?", "Which question matters most to patients?", "Who will follow it up, and by when?"],
-        )
-    return Activity(
-        kind="default",
-        name="Apply it to your service",
-        purpose=f"Connect the evidence on {topic} to participants' own service and agree practical next steps.",
-        minutes=minutes,
-        materials=["The key messages printed on cards", "Flipchart and pens"],
-        steps=[
-            f"Form {groups}. Give each group a few key message cards.",
-            f"Ask each group to think of a real situation in their service where {topic} matters.",
-            "For that situation, note one thing to keep doing, one thing to stop and one thing to try, using the key messages.",
-            "Groups share their 'try' ideas; the room chooses those worth testing first.",
-        ],
-        facilitator_notes=[
-            "Ask groups to say which key message each idea comes from, so ideas stay tied to the evidence.",
-            "Give patient partners time to speak first in each group.",
-        ],
-        debrief=["Which idea could be tested soonest?", "Who needs to be involved to try it?", "What would tell you it worked?"],
-    )
+    groups = "small groups that mix staff and patient partners" if _mixed(audience) else "small groups"
+    texts = activity_texts()
+    spec = texts[kind] if kind in texts and kind not in ("thin", "default") else texts["thin" if thin else "default"]
+
+    def fill(value):
+        return value.format(groups=groups, topic=topic) if isinstance(value, str) else [fill(v) for v in value]
+
+    return Activity(kind=spec["kind"], minutes=minutes, **{k: fill(v) for k, v in spec.items() if k != "kind"})
 
 
 def build_objectives(kind: str, topic: str, audience: str, thin: bool, has_assumptions: bool) -> list[str]:
