@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from assistant.embeddings import Embedder
+from assistant.hidden import hidden_sources
 from assistant.index import DocumentRecord, IndexStore
 from assistant.loaders import SUPPORTED_SUFFIXES, LoadError, load
 from assistant.references import parse_references
@@ -178,7 +179,7 @@ def ingest(
         records: dict[str, DocumentRecord] = {}
         keys: dict[str, str] = {}
 
-        removals = set(remove_sources)
+        removals = set(remove_sources) | hidden_sources(store.index_dir.parent)  # hidden in the library: stay out
         work: list[tuple[Path, str]] = [(path, source_id(path, options)) for path in files]
         work = [(path, source) for path, source in work if source not in removals]
         scanned_sources = {source for _, source in work}
