@@ -1,7 +1,8 @@
 """Convert the 2020 NHS England co-production review from flattened slide text to Markdown.
 
 Usage: python scripts/build_review.py [SEED_TXT] [OUTPUT_MD]
-Defaults: ../shared/seeds/000_3e0243fee4a3e35d.txt (beside the repo) and
+Defaults: sources/co-production-and-quality-improvement-2020.txt (the review as published, kept in
+the repository under the Open Government Licence v3.0) and
 corpus/review/co-production-and-quality-improvement-2020.md.
 
 The seed is a slide deck flattened to text. This script restores its structure and keeps its
@@ -44,7 +45,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SEED = REPO_ROOT.parent / "shared/seeds/000_3e0243fee4a3e35d.txt"
+DEFAULT_SEED = REPO_ROOT / "sources/co-production-and-quality-improvement-2020.txt"
 DEFAULT_OUTPUT = REPO_ROOT / "corpus/review/co-production-and-quality-improvement-2020.md"
 
 FRONT_MATTER = """\

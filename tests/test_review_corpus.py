@@ -13,7 +13,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REVIEW = REPO / "corpus/review/co-production-and-quality-improvement-2020.md"
-SEED = Path(__file__).parents[2] / "shared/seeds/000_3e0243fee4a3e35d.txt"
+SEED = REPO / "sources/co-production-and-quality-improvement-2020.txt"  # the review as published (sources/README.md)
 BUILD_SCRIPT = REPO / "scripts/build_review.py"
 
 # The only seed text the Markdown leaves out (documented at the top of the build script).

@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
 EVALS = REPO / "evals"
 CORPUS = REPO / "corpus"
-SEED = HERE.parents[3] / "shared/seeds/000_3e0243fee4a3e35d.txt"
+SEED = REPO / "sources/co-production-and-quality-improvement-2020.txt"  # the review as published (sources/README.md)
 
 REVIEW_DOC = "review/co-production-and-quality-improvement-2020.md"
 TOPIC_THEMES = {
