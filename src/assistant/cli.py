@@ -121,7 +121,10 @@ def cmd_sources(args) -> int:
         print(json.dumps(documents, ensure_ascii=False, indent=1))
         return 0
     if not documents:
-        print("No documents are indexed yet. Run `assistant ingest`.")
+        from assistant.locations import no_index_message
+
+        message = no_index_message(service.settings.index_dir)
+        print(f"{message[0].upper()}{message[1:]}.")
         return 0
     width = max(len(d["source"]) for d in documents)
     for d in documents:

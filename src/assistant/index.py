@@ -15,6 +15,7 @@ import numpy as np
 from chromadb.api.types import EmbeddingFunction
 
 from assistant.embeddings import Embedder, get_embedder
+from assistant.locations import no_index_message
 from assistant.splitter import Chunk
 
 COLLECTION = "passages"
@@ -298,5 +299,5 @@ class LoadedIndex:
 def open_current(store: IndexStore, embedder: Embedder) -> LoadedIndex:
     generation = store.current_generation()
     if generation is None:
-        raise IndexMissing(f"no index in {store.index_dir}; run `assistant ingest` first")
+        raise IndexMissing(no_index_message(store.index_dir))
     return LoadedIndex(generation, embedder)

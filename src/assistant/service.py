@@ -15,6 +15,7 @@ from assistant.index import IndexMissing, IndexStore, LoadedIndex, open_current
 from assistant.ingest import IngestOptions, IngestReport, ingest
 from assistant.llm import BACKENDS, GENERATIVE_BACKENDS, ModelError
 from assistant.loaders import SUPPORTED_SUFFIXES
+from assistant.locations import no_index_message
 from assistant.retrieve import Filters, Retriever
 from assistant.settings import Settings, get_settings
 from assistant.themes import THEMES
@@ -55,7 +56,7 @@ class AssistantService:
         with self._lock:
             current = self.store.current_generation()
             if current is None:
-                raise IndexMissing("no documents are indexed yet; run `assistant ingest` (or `make run`) first")
+                raise IndexMissing(no_index_message(self.settings.index_dir))
             if self._index is None or self._index.generation.resolve() != current.resolve():
                 if self._index is not None:
                     self._index.close()

@@ -10,7 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from assistant.locations import PROJECT_ROOT, default_data_dir  # PROJECT_ROOT: the folder holding corpus/, prompts/, evals/
+
 CONFIG_ENV = "ASSISTANT_CONFIG"
 
 
@@ -22,7 +23,8 @@ def _config_file() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Index, uploads and feedback live here.")
+    # Never the working directory: the checkout's data/, or a per-user folder for an installed package (assistant.locations).
+    data_dir: Path = Field(default_factory=default_data_dir, description="Index, uploads and feedback live here.")
     corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Documents indexed by default.")
     embedding_model: str = Field("", description="A sentence-transformers model path; empty = packaged MiniLM.")
     chunk_size: int = Field(1000, ge=200, le=4000, description="Target characters per chunk.")

@@ -548,7 +548,10 @@ class ChatUI:
             if d.get("attribution") and d["source"] != REVIEW_SOURCE:
                 lines.append(f"  - {esc(d['attribution'])}")
         if len(lines) == 2:
-            lines.append("No documents are indexed yet.")
+            from assistant.locations import no_index_message
+
+            message = no_index_message(self.service.settings.index_dir)
+            lines.append(esc(f"{message[0].upper()}{message[1:]}."))
         return "\n".join(lines)
 
     def note_sources_markdown(self) -> str:
