@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # lies in [0.436, 0.442]; rounded to 0.44 (`benchmarks/quality/measure.py --calibrate` recomputes it).
     min_relevance: float = Field(0.44, description="Best passage or sentence cosine below which the corpus does not cover a question.")
     min_sentence_relevance: float = Field(0.30, description="Sentences less similar than this never enter an answer.")
+    # The cross-encoder (assistant.cross_encoder); when off, missing or corrupt, answers come without it.
+    cross_encoder: bool = Field(True, description="Score evidence with the packaged cross-encoder (make cross-encoder).")
+    cross_encoder_path: str = Field("", description="Cross-encoder directory; empty = the fetched ms-marco-MiniLM-L-12-v2 under data_dir/models.")
+    cross_encoder_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads for the cross-encoder (1 measured faster than 2 on 2 busy cores).")
     answer_sentences: int = Field(4, ge=1, le=10)
     max_question_chars: int = Field(2000, ge=100)
     max_file_mb: float = Field(50.0, gt=0)
