@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from assistant.splitter import Chunk
 COLLECTION = "passages"
 CURRENT_POINTER = "CURRENT"
 GENERATION_PREFIX = "gen-"
+TRASH_PREFIX = ".retired-"
+LEASE_FILE = ".lease"
 _BM25_STOPWORDS = "english"
 
 
@@ -122,24 +126,40 @@ class IndexStore:
 
     def current_generation(self) -> Path | None:
         pointer = self.index_dir / CURRENT_POINTER
-        if not pointer.exists():
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        name = pointer.read_text(encoding="utf-8").strip()
         generation = self.index_dir / name
-        return generation if (generation / "manifest.json").exists() else None
+        return generation if name and (generation / "manifest.json").exists() else None
 
     def current_manifest(self) -> dict:
-        generation = self.current_generation()
-        if generation is None:
-            return {"documents": {}}
-        return json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+        """The manifest of the current generation, made safe to read (odd metadata dropped, not raised)."""
+        for attempt in range(2):
+            generation = self.current_generation()
+            if generation is None:
+                return {"documents": {}}
+            try:
+                return tolerant_manifest(json.loads((generation / "manifest.json").read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                if attempt:  # swapped twice while we read: report it rather than loop
+                    raise IndexMissing("the index changed while it was being read; try again") from None
+        return {"documents": {}}
 
     def remove_abandoned(self) -> None:
-        """Delete generations a crashed or interrupted run left behind, and older ones."""
+        """Delete generations a crashed or interrupted run left behind, and older ones no reader holds."""
         current = self.current_generation()
+        for path in sorted(self.index_dir.glob(f"{TRASH_PREFIX}*")):
+            shutil.rmtree(path, ignore_errors=True)
         for path in self.index_dir.glob(f"{GENERATION_PREFIX}*"):
-            if current is None or path.resolve() != current.resolve():
-                shutil.rmtree(path, ignore_errors=True)
+            if current is not None and path.resolve() == current.resolve():
+                continue
+            retire_generation(path, self.index_dir)
+
+    def kept_for_readers(self) -> list[Path]:
+        """Old generations still on disk because a reader held them at the last ingest."""
+        current = self.current_generation()
+        return [p for p in self.index_dir.glob(f"{GENERATION_PREFIX}*") if current is None or p.resolve() != current.resolve()]
 
     def build_generation(self, records: list[DocumentRecord], manifest_meta: dict, embedder: Embedder) -> Path:
         """Write a complete new generation, then point CURRENT at it in one atomic rename."""
@@ -167,7 +187,8 @@ class IndexStore:
                     documents=[c.text for c in part],
                     metadatas=[chroma_metadata(c) for c in part],
                 )
-        del collection, client
+        del collection
+        client.close()  # Chroma caches a System per path until every client of it is closed
 
         if chunks:
             retriever = bm25s.BM25()
@@ -189,10 +210,93 @@ class IndexStore:
         manifest["chunk_count"] = len(chunks)
         write_json_atomic(generation / "manifest.json", manifest)
 
+        (generation / LEASE_FILE).touch()
         pointer_tmp = self.index_dir / f".{CURRENT_POINTER}.{uuid.uuid4().hex}.tmp"
         pointer_tmp.write_text(name, encoding="utf-8")
         os.replace(pointer_tmp, self.index_dir / CURRENT_POINTER)
         return generation
+
+
+class GenerationGone(Exception):
+    """The generation was retired between reading CURRENT and opening it."""
+
+
+def acquire_lease(generation: Path):
+    """A shared lock on the generation's lease file, held while it is open for reading.
+
+    The writer deletes an old generation only when it can take the lock exclusively, so a reader
+    never has its files removed under it. Raises GenerationGone if the generation was retired first.
+    """
+    try:
+        handle = open(generation / LEASE_FILE, "a+")
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise GenerationGone(str(generation)) from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        if not (generation / "manifest.json").exists():  # retired while we waited for the lock
+            raise GenerationGone(str(generation))
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def retire_generation(generation: Path, index_dir: Path) -> bool:
+    """Delete a generation no reader holds (True), or leave it for a later run (False)."""
+    try:
+        handle = open(generation / LEASE_FILE, "a+")
+    except (FileNotFoundError, NotADirectoryError):
+        handle = None  # a partial generation from a crashed build: nobody can be reading it
+    try:
+        if handle is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        # Renamed first, so a reader arriving now finds nothing rather than half a generation.
+        trash = index_dir / f"{TRASH_PREFIX}{generation.name}-{uuid.uuid4().hex[:6]}"
+        try:
+            os.replace(generation, trash)
+        except FileNotFoundError:
+            return True
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def tolerant_manifest(manifest) -> dict:
+    """A manifest as readers may rely on it: odd metadata written by older versions dropped, never raised.
+
+    Only the shipped corpus may be primary evidence: an upload (or an outside path) that says so
+    in an index built before that rule loses the claim here too.
+    """
+    from assistant.loaders import clean_metadata
+
+    if not isinstance(manifest, dict):
+        return {"documents": {}}
+    documents = manifest.get("documents")
+    cleaned: dict[str, dict] = {}
+    for source, entry in (documents.items() if isinstance(documents, dict) else []):
+        if not isinstance(entry, dict):
+            continue
+        entry = dict(entry)
+        metadata = clean_metadata(entry.get("metadata"))
+        if str(source).startswith(("uploads/", "/")):
+            metadata.pop("evidence", None)
+        entry["metadata"] = metadata
+        for key in ("title", "short_title", "path", "sha256", "added_at", "indexed_at"):
+            if key in entry and not isinstance(entry[key], str):
+                entry[key] = str(entry[key])
+        if not isinstance(entry.get("chunks", 0), int):
+            entry["chunks"] = 0
+        themes = entry.get("themes")
+        entry["themes"] = [t for t in themes if isinstance(t, str)] if isinstance(themes, list) else []
+        warnings = entry.get("warnings")
+        entry["warnings"] = [str(w) for w in warnings] if isinstance(warnings, list) else []
+        cleaned[str(source)] = entry
+    return {**manifest, "documents": cleaned}
 
 
 def chroma_metadata(chunk: Chunk) -> dict:
@@ -235,13 +339,17 @@ class LoadedIndex:
         from langchain_chroma import Chroma
 
         self.generation = generation
-        self.manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+        lease = acquire_lease(generation)
+        self._finalizer = weakref.finalize(self, _release, lease, [])
+        self.manifest = tolerant_manifest(json.loads((generation / "manifest.json").read_text(encoding="utf-8")))
         self.chunks: list[Chunk] = []
         with open(generation / "chunks.jsonl", encoding="utf-8") as handle:
             for line in handle:
                 self.chunks.append(Chunk.from_dict(json.loads(line)))
         self.position = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._client = chromadb.PersistentClient(path=str(generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _release, lease, [self._client])
         self.vectorstore = Chroma(
             client=self._client,
             collection_name=COLLECTION,
@@ -292,12 +400,33 @@ class LoadedIndex:
         return self.references.get(f"{key}@{source}")
 
     def close(self) -> None:
-        self.vectorstore = None
-        self._client = None
+        """Let this generation go. Its files and Chroma system are released when the last user of the
+        object drops it (a question still running on it in another thread finishes normally)."""
+        self.retired = True
+
+    def release(self) -> None:
+        """Release now: only for a caller that knows nothing else uses this object."""
+        self._finalizer()
+
+
+def _release(lease, clients: list) -> None:
+    for client in clients:
+        try:
+            client.close()  # stops Chroma's cached System: without it each swap kept ~7 MB
+        except Exception:
+            pass
+    lease.close()
 
 
 def open_current(store: IndexStore, embedder: Embedder) -> LoadedIndex:
-    generation = store.current_generation()
-    if generation is None:
-        raise IndexMissing(no_index_message(store.index_dir))
-    return LoadedIndex(generation, embedder)
+    """The current generation, opened and leased; if an ingest retires it in between, retry once."""
+    for attempt in range(2):
+        generation = store.current_generation()
+        if generation is None:
+            raise IndexMissing(no_index_message(store.index_dir))
+        try:
+            return LoadedIndex(generation, embedder)
+        except GenerationGone:
+            if attempt:
+                raise IndexMissing("the index was replaced twice while opening it; please try again") from None
+    raise IndexMissing("the index could not be opened")

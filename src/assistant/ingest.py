@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,12 +17,12 @@ import numpy as np
 from assistant.embeddings import Embedder
 from assistant.hidden import hidden_sources
 from assistant.index import DocumentRecord, IndexStore
-from assistant.loaders import SUPPORTED_SUFFIXES, LoadError, load
+from assistant.loaders import SUPPORTED_SUFFIXES, LoadError, check_regular_file, load
 from assistant.references import parse_references
 from assistant.splitter import is_reference_section, split_document
 
 # Bump when loading, splitting or tagging changes, so cached records are rebuilt.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"  # 3: validated front matter, primary evidence only for the shipped corpus
 
 Progress = Callable[[int, int, str], None]
 
@@ -63,35 +65,67 @@ class IngestOptions:
 
 def source_id(path: Path, options: IngestOptions) -> str:
     """A document's id: its path inside the corpus, 'uploads/<name>' for uploads, else its absolute path."""
-    resolved = path.resolve()
-    for root, prefix in ((options.corpus_dir, ""), (options.uploads_dir, "uploads/")):
+    resolved = Path(os.path.realpath(path))
+    for root, prefix in ((options.uploads_dir, "uploads/"), (options.corpus_dir, "")):
         try:
-            return prefix + resolved.relative_to(Path(root).resolve()).as_posix()
+            return prefix + resolved.relative_to(os.path.realpath(root)).as_posix()
         except ValueError:
             continue
     return resolved.as_posix()
 
 
+def is_shipped(path: Path, options: IngestOptions) -> bool:
+    """Whether a file belongs to the corpus folder (and is not an upload): only those may be primary evidence."""
+    resolved = Path(os.path.realpath(path))
+    corpus, uploads = Path(os.path.realpath(options.corpus_dir)), Path(os.path.realpath(options.uploads_dir))
+    return corpus in resolved.parents and uploads not in resolved.parents
+
+
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[FileOutcome]]:
-    """Supported files under the given paths; unsupported files named explicitly are reported."""
+    """Supported files under the given paths; anything that cannot be read is reported with the path as given."""
     files: list[Path] = []
     problems: list[FileOutcome] = []
+
+    def refuse(path: Path, message: str) -> None:
+        problems.append(FileOutcome(path.name or str(path), str(path), "failed", message=message))
+
+    def not_readable(path: Path) -> str:
+        try:
+            check_regular_file(path)
+        except LoadError as exc:
+            return str(exc)
+        return "it is not a regular file"
+
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                if candidate.is_file() and not any(part.startswith(".") for part in candidate.relative_to(path).parts):
-                    if candidate.suffix.lower() in SUPPORTED_SUFFIXES:
-                        files.append(candidate)
+            try:
+                candidates = sorted(path.rglob("*"))
+            except OSError as exc:
+                refuse(path, f"the folder could not be read: {exc.strerror or exc}")
+                continue
+            for candidate in candidates:
+                if any(part.startswith(".") for part in candidate.relative_to(path).parts):
+                    continue
+                if candidate.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    continue
+                if candidate.is_file():
+                    files.append(candidate)
+                elif not candidate.is_dir():
+                    refuse(candidate, not_readable(candidate))  # FIFOs, broken or looping links: never silently skipped
         elif path.is_file():
             if path.suffix.lower() in SUPPORTED_SUFFIXES:
                 files.append(path)
             else:
-                problems.append(FileOutcome(path.name, str(path), "failed", message=f"unsupported file type '{path.suffix}'"))
-        elif not path.exists():
-            problems.append(FileOutcome(path.name, str(path), "failed", message="no such file or folder"))
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    return unique, problems
+                refuse(path, f"unsupported file type '{path.suffix or path.name}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        elif not os.path.lexists(path):
+            refuse(path, "no such file or folder")
+        else:
+            refuse(path, not_readable(path))
+    unique: dict[str, Path] = {}
+    for candidate in files:
+        unique.setdefault(os.path.realpath(candidate), Path(os.path.realpath(candidate)))
+    return list(unique.values()), problems
 
 
 def file_sha256(path: Path) -> str:
@@ -110,6 +144,15 @@ def record_key(content_sha: str, source: str, options: IngestOptions, model_name
 def process_file(path: Path, source: str, content_sha: str, options: IngestOptions, embedder: Embedder) -> DocumentRecord:
     """Load, split, tag and embed one document."""
     document = load(path, max_bytes=options.max_bytes)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as exc:
+        raise LoadError("the file disappeared while it was being indexed") from exc
+    warnings = list(document.warnings)
+    if document.metadata.get("evidence") == "primary" and not is_shipped(path, options):
+        # Primary evidence outranks everything else in retrieval; a document cannot promote itself.
+        document.metadata = {k: v for k, v in document.metadata.items() if k != "evidence"}
+        warnings.append("'evidence: primary' ignored: only the shipped corpus is ranked as primary evidence")
     reference_text = "\n\n".join(s.text for s in document.sections if is_reference_section(s.heading_path))
     references = parse_references(reference_text) if reference_text else []
     chunks = split_document(document, source, options.chunk_size, options.chunk_overlap, references)
@@ -123,13 +166,13 @@ def process_file(path: Path, source: str, content_sha: str, options: IngestOptio
         "source": source,
         "path": str(path),
         "sha256": content_sha,
-        "size": path.stat().st_size,
+        "size": size,
         "title": document.title,
         "short_title": str(document.metadata.get("short_title") or document.title),
         "chunks": len(chunks),
         "themes": sorted({t for c in chunks for t in c.themes}),
         "metadata": {k: v for k, v in document.metadata.items() if isinstance(v, (str, int, float, list))},
-        "warnings": document.warnings,
+        "warnings": warnings,
         "added_at": now,
         "indexed_at": now,
     }
@@ -137,19 +180,41 @@ def process_file(path: Path, source: str, content_sha: str, options: IngestOptio
 
 
 @contextmanager
-def index_lock(index_dir: Path):
-    """One writer at a time (the UI and the CLI may both ingest)."""
+def index_lock(index_dir: Path, on_wait: Callable[[str], None] | None = None):
+    """One writer at a time (the UI and the CLI may both ingest); a waiting writer says why it waits."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with open(index_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            who = f" (process {holder})" if holder.isdigit() else ""
+            message = (
+                f"Another ingest{who} is updating the index in {index_dir}; waiting for it to finish "
+                "(the UI's Library tab or another `assistant ingest`)..."
+            )
+            (on_wait or _print_wait)(message)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
         try:
             yield
         finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _print_wait(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _under(path: str, roots: list[Path]) -> bool:
-    resolved = Path(path).resolve()
+    resolved = Path(os.path.realpath(path))
     return any(resolved == r or r in resolved.parents for r in roots)
 
 
@@ -161,11 +226,12 @@ def ingest(
     rebuild: bool = False,
     remove_sources: Iterable[str] = (),
     progress: Progress | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Bring the index in line with the files under `paths`; the old index serves until the new one is complete."""
     started = time.perf_counter()
     report = IngestReport()
-    with index_lock(store.index_dir):
+    with index_lock(store.index_dir, on_wait):
         store.remove_abandoned()
         previous = store.current_manifest()
         previous_docs: dict[str, dict] = previous.get("documents", {})
@@ -175,19 +241,19 @@ def ingest(
         )
         files, problems = collect_files(paths)
         report.outcomes.extend(problems)
-        roots = [Path(p).resolve() for p in paths]
+        roots = [Path(os.path.realpath(p)) for p in paths]
         records: dict[str, DocumentRecord] = {}
         keys: dict[str, str] = {}
 
         removals = set(remove_sources) | hidden_sources(store.index_dir.parent)  # hidden in the library: stay out
-        work: list[tuple[Path, str]] = [(path, source_id(path, options)) for path in files]
+        work: list[tuple[Path, str]] = [(path, source_id(path, options)) for path in files]  # realpath never raises on loops
         work = [(path, source) for path, source in work if source not in removals]
         scanned_sources = {source for _, source in work}
         # Documents outside this run's paths stay as they are, re-embedded only if settings changed.
         for source, entry in previous_docs.items():
             if source in scanned_sources or source in removals:
                 continue
-            if _under(entry["path"], roots) and not Path(entry["path"]).exists():
+            if _under(str(entry.get("path", "")), roots) and not Path(str(entry.get("path", ""))).exists():
                 report.outcomes.append(FileOutcome(source, entry["path"], "removed", message="file no longer exists"))
                 continue
             key = record_key(entry["sha256"], source, options, embedder.name)
@@ -204,7 +270,13 @@ def ingest(
         for done, (path, source) in enumerate(work, start=1):
             if progress:
                 progress(done - 1, len(work), path.name)
-            outcome = _index_one(path, source, previous_docs.get(source), store, embedder, options, rebuild, records, keys)
+            try:
+                outcome = _index_one(path, source, previous_docs.get(source), store, embedder, options, rebuild, records, keys)
+            except Exception as exc:  # one file's unexpected failure is that file's FAILED line, never the batch's
+                message = f"could not be indexed ({exc.__class__.__name__}: {exc})"
+                records.pop(source, None)
+                keys.pop(source, None)
+                outcome = _keep_previous(source, path, previous_docs.get(source), store, options, embedder, records, keys, message)
             report.outcomes.append(outcome)
             if bar is not None:
                 bar.set_postfix_str(path.name[-40:])
@@ -236,9 +308,14 @@ def ingest(
 
 def _index_one(path, source, previous_entry, store, embedder, options, rebuild, records, keys) -> FileOutcome:
     try:
+        check_regular_file(path)
         content_sha = file_sha256(path)
+    except LoadError as exc:
+        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, str(exc))
+    except FileNotFoundError:
+        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, "the file disappeared before it could be read")
     except OSError as exc:
-        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, f"cannot read the file: {exc}")
+        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, f"cannot read the file: {exc.strerror or exc}")
     key = record_key(content_sha, source, options, embedder.name)
     unchanged = previous_entry is not None and previous_entry["sha256"] == content_sha
     if not rebuild and store.cache.has(key):

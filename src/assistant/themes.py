@@ -54,7 +54,11 @@ def themes_for_passage(text: str, declared: list[str] | tuple[str, ...] | None) 
     declares many, and then only the themes the passage itself shows are kept.
     """
     detected = detect_themes(text)
-    declared_set = {t for t in (declared or []) if t in THEMES}
+    if isinstance(declared, str):
+        declared = [declared]
+    elif not isinstance(declared, (list, tuple, set)):
+        declared = []  # metadata is validated on load; an odd value from elsewhere must not break tagging
+    declared_set = {t for t in declared if isinstance(t, str) and t in THEMES}
     if not declared_set:
         return sorted(detected)
     if len(declared_set) <= 2:
