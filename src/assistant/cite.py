@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from assistant.references import Reference, link_citations
-from assistant.sentences import clean_markup, normalise
+from assistant.sentences import clean_markup, normalise, split_sentences
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
-WRITTEN_BY = "Written by {model}; each sentence was checked against the passage it cites."  # how a model's answer is labelled
+# How a model's answer is labelled: what the check is (SupportScorer.check), not more.
+WRITTEN_BY = "Written by {model}; each sentence matched to the passage it cites (⚠ marks one that is not)."
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "a an and are as at be been but by can do does for from has have how i if in into is it its of on or our "
@@ -145,6 +146,71 @@ def _plain(text: str) -> str:
     return normalise(clean_markup(text))
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Counts written as words are numbers too ("the four criteria"); "one" is left out: it is mostly a pronoun.
+_NUMBER_WORDS = {
+    w: str(n)
+    for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+    if w not in ("zero", "one")
+} | {"fifteen": "15", "twenty": "20", "thirty": "30", "fifty": "50", "hundred": "100"}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers a text states, in digits or as words."""
+    return set(_NUMBER.findall(text)) | {_NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
+
+
+def _words(*alternatives: str) -> re.Pattern:
+    return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
+
+
+#: Qualifications a passage sentence makes that a sentence drawing on it must keep:
+#: (name, how the passage says it, what in the sentence counts as keeping it).
+QUALIFICATIONS = (
+    ("may", _words("may", "might", "could"), _words("may", "might", "could", "can", "possibl[a-z]*", "perhaps", "sometimes", "not always", "potential[a-z]*", "risk[a-z]*")),
+    ("some", _words("some"), _words("some", "several", "a few", "few", "many", "not all", "certain", "sometimes", "part")),
+    ("no single", _words("no single", "no one"), _words("no single", "no one", "not one", "disagree[a-z]*", "var(?:y|ies|ied)", "differ(?:s|ed)?")),
+    (
+        "in one project",
+        _words(r"(?:in|from) (?:one|a single) (?:project|study|trust|site|hospital|service|area|pilot|programme|case)"),
+        _words(r"(?:one|a single|a|that) (?:project|study|trust|site|hospital|service|area|pilot|programme|case)", "pilot"),
+    ),
+)
+# A passage saying its sources disagree on a count ("There is no single agreed count", "The toolkits disagree").
+_DISAGREES = _words("disagree[a-z]*", "no single agreed", "no agreed", "not agreed", "no consensus", "do not agree", "don't agree", "var(?:y|ies)", "differ(?:s)?")
+_ABOUT_A_COUNT = _words("count", "number", "how many", "stages?", "steps?", "phases?", r"\d+", *_NUMBER_WORDS)
+# A sentence carries the disagreement when it says so, or says whose count it gives.
+_CARRIES_DISAGREEMENT = re.compile(
+    _DISAGREES.pattern + "|" + _words("according to", "versions?", r"(?:one|some|other|several|different|each|another) (?:toolkits?|guides?|frameworks?|sources?)").pattern,
+    re.IGNORECASE,
+)
+
+
+def states_disagreement(text: str) -> bool:
+    """Whether a text says its sources disagree on a count (a number of stages, steps, phases)."""
+    # sentences, and short lines whole: a heading asks and answers ("How many stages? The toolkits disagree")
+    units = re.split(r"(?<=[.!?])\s+|\n+", text) + [line for line in text.splitlines() if len(line) <= 120]
+    return any(_DISAGREES.search(u) and _ABOUT_A_COUNT.search(u) for u in units)
+
+
+def dropped_qualifications(sentence: str, passage: str) -> list[str]:
+    """The qualifications the passage makes that `sentence` leaves out.
+
+    Hedges ("may", "some", "no single", "in one project") are looked for in the passage sentence the
+    sentence draws on most (most content words shared); a disagreement on a count anywhere in the
+    passage (its heading included) must be carried by any sentence that states a count."""
+    dropped = []
+    sentences = split_sentences(passage) or [passage]
+    source = max(sentences, key=lambda s: lexical_support(sentence, s))
+    for name, in_passage, kept in QUALIFICATIONS:
+        if in_passage.search(source) and not in_passage.search(sentence) and not kept.search(sentence):
+            dropped.append(name)
+    if numbers_in(sentence) and states_disagreement(passage) and not _CARRIES_DISAGREEMENT.search(sentence):
+        dropped.append("the sources disagree on the count")
+    return dropped
+
+
 class SupportScorer:
     """Decides whether a cited passage supports a sentence (lexical overlap AND embedding similarity).
 
@@ -185,11 +251,28 @@ class SupportScorer:
         return int(rows[best]), float(similarity[best])
 
     def check(self, sentence: str, chunk_id: str, passage: str) -> dict:
+        """Whether `passage` supports `sentence`: the one support test, for evaluation and for model answers.
+
+        Supported means all of: at least SUPPORT_LEXICAL of its content words are in the passage; cosine
+        SUPPORT_COSINE or more to the passage's closest sentence; every number it states (in digits or
+        words) is in the passage; and it keeps the qualifications the passage makes (see
+        `dropped_qualifications`). A verbatim quote is supported by definition: it says what the passage
+        says. `numbers_missing` and `qualifications_dropped` appear only when something is missing."""
         verbatim = bool(_plain(sentence)) and _plain(sentence) in _plain(passage)
         lexical = 1.0 if verbatim else lexical_support(sentence, passage)
         cosine = self.cosine(sentence, chunk_id, passage) if lexical >= SUPPORT_LEXICAL else None
-        return {
+        result = {
             "lexical": round(lexical, 3),
             "cosine": None if cosine is None else round(cosine, 3),
             "supported": lexical >= SUPPORT_LEXICAL and cosine is not None and cosine >= SUPPORT_COSINE,
         }
+        if verbatim:
+            return result
+        missing = sorted(numbers_in(sentence) - numbers_in(passage))
+        if missing:
+            result["numbers_missing"] = missing
+        dropped = dropped_qualifications(sentence, passage)
+        if dropped:
+            result["qualifications_dropped"] = dropped
+        result["supported"] = result["supported"] and not missing and not dropped
+        return result

@@ -49,6 +49,36 @@ def looks_like_follow_up(question: str) -> bool:
     return len(words) <= 8 and bool(_PRONOUNS.search(question))
 
 
+# People an earlier question is about ("seldom heard groups", "patient partners"), and the pronouns of a
+# follow-up that stand for them ("what if they drop out?").
+_PEOPLE = re.compile(
+    r"(?:\b[\w'-]+\s+){0,2}\b(?:groups|patients|participants|people|carers|volunteers|communities|members|partners|"
+    r"users|residents|families|leaders|representatives)\b",
+    re.IGNORECASE,
+)
+_PEOPLE_PRONOUN = re.compile(r"\b(they|them|their)\b", re.IGNORECASE)
+_PRONOUN_FOR = {"they": "participants", "them": "participants", "their": "participants'"}
+# How a question opens before its topic ("how do you reach", "what should we do about").
+_OPENING = re.compile(
+    r"^\s*(?:how|what|why|when|where|who|which|is|are|can|could|should|do|does|did)\b(?:\s+(?:do|does|did|can|could|should|would|will|is|are|"
+    r"we|you|i|they|to|best|the)\b)*(?:\s+\w+)?\s+",
+    re.IGNORECASE,
+)
+
+
+def _people_follow_up(question: str, context: str) -> str | None:
+    """A follow-up whose "they" stands for the people of the earlier question, asked about them in that
+    question's setting: "and what if they drop out halfway?" after "how do you reach seldom heard groups
+    for a codesign project" becomes "and what if participants drop out halfway? (for a codesign project)".
+    Joining the whole earlier question would let its topic (reaching people) drown the new one."""
+    people = _PEOPLE.search(context)
+    if not people or not _PEOPLE_PRONOUN.search(question):
+        return None
+    setting = _OPENING.sub("", context[: people.start()] + context[people.end():]).strip(" ?.!,;")
+    resolved = _PEOPLE_PRONOUN.sub(lambda m: _PRONOUN_FOR[m.group(1).lower()], question.strip())
+    return f"{resolved} ({setting})" if re.search(r"[A-Za-z]{3}", setting) else resolved
+
+
 def standalone_query(question: str, history: list[str]) -> str:
     """The question itself, or joined to the last earlier question it depends on (deterministic)."""
     earlier = [h.strip() for h in history if h and h.strip()]
@@ -57,11 +87,34 @@ def standalone_query(question: str, history: list[str]) -> str:
     context = earlier[-1]
     if len(context) > MAX_CONTEXT_CHARS:
         context = context[:MAX_CONTEXT_CHARS].rsplit(" ", 1)[0]
-    return f"{context} {question}"
+    return _people_follow_up(question, context) or f"{context} {question}"
 
 
 REWRITE_HISTORY = 3  # earlier questions shown to the model
 MAX_REWRITE_CHARS = 400
+_TOPIC_WORD = re.compile(r"[a-z][a-z-]{3,}")
+_NOT_TOPICS = frozenset(
+    "about also does doing from have into just like make more much need should that their them then there these they "
+    "this those want what when where which while will with would your could might really actually first "
+    "happen happens".split()
+)
+
+
+def _topics(text: str) -> set[str]:
+    # five-letter stems, so "recruit" matches "recruiting" and "co-design" "co-designed"
+    return {w.replace("-", "")[:5] for w in _TOPIC_WORD.findall(text.lower()) if w not in _NOT_TOPICS}
+
+
+def keeps_topic(rewritten: str, question: str, history: list[str]) -> bool:
+    """Whether a rewritten follow-up keeps the follow-up's own words (two in three of them: "drop out
+    halfway" must not become "handle dropouts") and carries something of the earlier questions that the
+    follow-up itself lacks."""
+    earlier = set().union(*(_topics(h) for h in history[-REWRITE_HISTORY:])) if history else set()
+    own = [w for w in _TOPIC_WORD.findall(question.lower()) if w not in _NOT_TOPICS]
+    lower = rewritten.lower().replace("-", "")
+    if own and sum(w.replace("-", "") in lower for w in own) * 3 < 2 * len(own):
+        return False
+    return bool((_topics(rewritten) & earlier) - _topics(question))
 
 
 def rewrite_with_model(model, backend: str, question: str, history: list[str], timeout: float) -> str | None:
@@ -80,5 +133,7 @@ def rewrite_with_model(model, backend: str, question: str, history: list[str], t
     lines = [line.strip().strip('"').strip() for line in reply.strip().splitlines() if line.strip()]
     rewritten = re.sub(r"^(standalone question|question)\s*:\s*", "", lines[0], flags=re.IGNORECASE) if lines else ""
     if not rewritten or len(rewritten) > MAX_REWRITE_CHARS or not re.search(r"[A-Za-z]{3}", rewritten):
+        return None
+    if not keeps_topic(rewritten, question, earlier):  # "What if they drop out?" searched alone finds anything
         return None
     return rewritten

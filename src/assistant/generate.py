@@ -1,4 +1,4 @@
-"""Written answers from a chat model: passages fitted to its context in, each sentence verified against the passage it cites out."""
+"""Written answers from a chat model: a short direct answer over the quoted evidence, each sentence matched to the excerpt it cites."""
 
 from __future__ import annotations
 
@@ -8,56 +8,51 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from assistant.answer import SOURCE_SEEKING, Answer, ExtractiveAnswerer, ScoredSentence
-from assistant.cite import SupportScorer, cited_sentences
-from assistant.llm import ModelError, model_label, stream_text
+from assistant.answer import Answer, ExtractiveAnswerer, ScoredSentence
+from assistant.cite import Citation, SupportScorer, _CARRIES_DISAGREEMENT, cited_sentences, numbers_in, states_disagreement  # noqa: F401 (numbers_in re-exported)
+from assistant.llm import ModelError, explain, model_label, stream_text
 from assistant.prompts import load_prompt
 from assistant.retrieve import Passage, Retrieval
+from assistant.sentences import split_sentences
 from assistant.settings import Settings
 from assistant.splitter import SECTION_SEPARATOR
 
-MAX_SENTENCES = 6  # a longer reply from a small model is rambling, and each sentence costs a check
+MAX_SENTENCES = 4  # the written answer opens the evidence: 2-4 sentences; more is a small model rambling
 PROMPT_TOKEN_MARGIN = 64  # room for the chat template's own tokens
 CHARS_PER_TOKEN = 3.5  # estimate for servers whose tokenizer we cannot call (English prose: 4 or more)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# Counts written as words are numbers too ("the four criteria"); "one" is left out: it is mostly a pronoun.
-_NUMBER_WORDS = {
-    w: str(n)
-    for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
-    if w not in ("zero", "one")
-} | {"fifteen": "15", "twenty": "20", "thirty": "30", "fifty": "50", "hundred": "100"}
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+# The per-question part of the prompt (excerpts and question), in tokens: the fixed instructions before
+# it stay evaluated in the model (local backend), so this is what each question costs before the first word.
+QUESTION_PROMPT_TOKENS = 350
+EXCERPT_CHARS = 360  # an evidence point longer than this is cut at a sentence end for the prompt
+EVIDENCE_HEADING = "Evidence quoted from the sources:"
+UNSUPPORTED_NOTE = "(not verified: no passage shown supports this sentence as written)"
 
 
-def numbers_in(text: str) -> set[str]:
-    """The numbers a text states, in digits or as words."""
-    return set(_NUMBER.findall(text)) | {_NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
-UNSUPPORTED_NOTE = "(not verified: no passage shown supports this sentence)"
+def answer_schema(numbers: int | list[int]) -> dict:
+    """The reply's shape: 1 to MAX_SENTENCES sentences, each naming the excerpts it uses.
 
-
-def answer_schema(passages: int) -> dict:
-    """The reply's shape: whether the passages answer the question, then sentences each naming its passages."""
+    `numbers`: the excerpt numbers shown, or how many were shown (numbered from 1)."""
+    allowed = list(range(1, numbers + 1)) if isinstance(numbers, int) else sorted(numbers)
     return {
         "type": "object",
         "properties": {
-            "covered": {"type": "boolean"},
             "sentences": {
                 "type": "array",
+                "minItems": 1,
                 "maxItems": MAX_SENTENCES,
                 "items": {
                     "type": "object",
                     "properties": {
                         "text": {"type": "string"},
-                        "sources": {"type": "array", "items": {"type": "integer", "enum": list(range(1, passages + 1))}, "minItems": 1, "maxItems": 3},
+                        "sources": {"type": "array", "items": {"type": "integer", "enum": allowed}, "minItems": 1, "maxItems": 3},
                     },
                     "required": ["text", "sources"],
                 },
             },
         },
-        "required": ["covered", "sentences"],
+        "required": ["sentences"],
     }
 
 
@@ -69,7 +64,7 @@ class ModelSentence:
 
 @dataclass
 class ModelReply:
-    covered: bool | None
+    covered: bool | None  # what a reply in the v1/v2 shape said; the v3 shape has no such field
     sentences: list[ModelSentence]
     format: str  # "json", "repaired-json" or "markers"
 
@@ -164,15 +159,40 @@ def quoted_instead(evidence: Answer, notice: str, kind: str, reported: list | No
 
 
 @dataclass
-class Given:
-    """A passage as numbered in the prompt."""
+class Excerpt:
+    """An evidence point as numbered in the prompt: the number is its citation's [n] in the evidence."""
 
     number: int
-    passage: Passage
-    text: str  # what the model saw (perhaps trimmed to its best sentences)
+    citation: Citation
+    passage: Passage | None  # the retrieved passage the point quotes (None if it is not among them)
+    text: str  # what the model saw
+
+    @property
+    def where(self) -> str:
+        """The section the point sits in (the document title when it has none)."""
+        return self.citation.section.split(SECTION_SEPARATOR)[-1].strip() if self.citation.section else self.citation.title
+
+    @property
+    def passage_text(self) -> str:
+        """The passage a sentence citing this point is checked against: its heading and its text."""
+        body = self.passage.chunk.text if self.passage is not None else self.citation.quote
+        return f"{self.where}\n{body}"
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first sentences up to `limit` characters (at least one sentence)."""
+    if len(text) <= limit:
+        return text
+    kept = ""
+    for sentence in split_sentences(text) or [text]:
+        if kept and len(kept) + len(sentence) + 1 > limit:
+            break
+        kept = f"{kept} {sentence}".strip()
+    return kept[: limit + 200]
 
 
 def _with_markers(text: str, numbers: list[int]) -> str:
+    """`text` with [n] markers before its final full stop."""
     if not numbers:
         return text
     markers = "".join(f"[{n}]" for n in numbers)
@@ -181,9 +201,9 @@ def _with_markers(text: str, numbers: list[int]) -> str:
 
 
 class GenerativeAnswerer:
-    """Asks a chat model to answer from the top passages, then keeps only what the passages support."""
+    """Asks a chat model for a short direct answer over the chosen evidence, then keeps what the excerpts support."""
 
-    def __init__(self, settings: Settings, backend: str, model, index, embedder, extractive: ExtractiveAnswerer):
+    def __init__(self, settings: Settings, backend: str, model, index, embedder, extractive: ExtractiveAnswerer | None):
         self.settings = settings
         self.name = backend
         self.model = model
@@ -192,68 +212,54 @@ class GenerativeAnswerer:
         self.scorer = SupportScorer(embedder, index)
         self.prompt = load_prompt("answer")
 
-    # passages ---------------------------------------------------------------------------------
+    # the prompt -------------------------------------------------------------------------------
 
-    def _trim(self, passage: Passage, query_vector: np.ndarray, limit: int) -> str:
-        """The passage, or its sentences most like the question (in their order) when it is too long."""
-        text = passage.chunk.text
-        rows = self.index.sentences_by_chunk.get(passage.chunk.chunk_id) or []
-        if len(text) <= limit or not rows:
-            return text[:limit]
-        similarity = self.index.sentence_vectors[rows] @ query_vector
-        kept, used = [], 0
-        for i in np.argsort(-similarity):
-            sentence = self.index.sentences[rows[i]][1]
-            if used + len(sentence) + 1 > limit and kept:
-                continue
-            kept.append(i)
-            used += len(sentence) + 1
-        return " … ".join(self.index.sentences[rows[i]][1] for i in sorted(kept))[: limit + 200]
+    def excerpts(self, evidence: Answer) -> list[Excerpt]:
+        """The evidence's cited points, numbered as in the evidence, each cut to EXCERPT_CHARS."""
+        passages = {p.chunk.chunk_id: p for p in evidence.passages}
+        return [Excerpt(c.n, c, passages.get(c.chunk_id), _cut(re.sub(r"\s+", " ", c.quote).strip(), EXCERPT_CHARS)) for c in evidence.citations]
 
-    def choose_passages(self, question: str, retrieval: Retrieval) -> list[Given]:
-        wants_sources = bool(SOURCE_SEEKING.search(question))
-        chosen = [p for p in retrieval.passages if wants_sources or not p.chunk.is_reference_list][: self.settings.llm_passages]
-        return [Given(n, p, self._trim(p, retrieval.query_vector, self.settings.llm_passage_chars)) for n, p in enumerate(chosen, start=1)]
-
-    @staticmethod
-    def _heading(passage: Passage) -> str:
-        chunk = passage.chunk
-        where = chunk.title + (f" > {chunk.section.split(SECTION_SEPARATOR)[-1]}" if chunk.section else "")
-        return where + (f" (page {chunk.page})" if chunk.page else "")
-
-    def messages(self, question: str, given: list[Given]) -> list:
-        passages = "\n\n".join(f"[{g.number}] {self._heading(g.passage)}\n{g.text}" for g in given)
-        system, user = self.prompt.render(passages=passages, question=question, count=len(given))
+    def messages(self, question: str, excerpts: list[Excerpt]) -> list:
+        # the instructions (system) never change, so a backend can keep them evaluated; the rest comes last
+        lines = "\n".join(f"[{e.number}] ({e.where}) {e.text}" for e in excerpts)
+        system, user = self.prompt.render(excerpts=lines, question=question)
         return [SystemMessage(content=system), HumanMessage(content=user)]
 
-    def _tokens(self, messages: list) -> int:
-        text = "\n".join(str(m.content) for m in messages)
+    def _tokens(self, text: str) -> int:
         counter = getattr(self.model, "count_tokens", None)
-        return counter(text) if callable(counter) else int(len(text) / CHARS_PER_TOKEN)
+        if not callable(counter):
+            return int(len(text) / CHARS_PER_TOKEN)
+        try:
+            return counter(text)
+        except Exception as exc:  # the local model loads here first: a bad file must not fail the question
+            raise explain(exc, self.name, self.model) from exc
 
-    def fit(self, question: str, given: list[Given]) -> tuple[list, list[Given]]:
-        """Messages that leave room for the answer in the context window: drop the lowest passages first."""
+    def fit(self, question: str, excerpts: list[Excerpt]) -> tuple[list, list[Excerpt]]:
+        """Messages whose per-question part stays under QUESTION_PROMPT_TOKENS and whose whole leaves room
+        for the answer in the context window: the lowest points are dropped first."""
         budget = self.settings.llm_context - self.settings.llm_max_tokens - PROMPT_TOKEN_MARGIN
         while True:
-            messages = self.messages(question, given)
-            if self._tokens(messages) <= budget or len(given) == 1:
+            messages = self.messages(question, excerpts)
+            user = self._tokens(str(messages[1].content))
+            if len(excerpts) == 1 or user <= QUESTION_PROMPT_TOKENS:
                 break
-            given = given[:-1]
-        if self._tokens(messages) > budget:
+            excerpts = excerpts[:-1]
+        if self._tokens(str(messages[0].content)) + user > budget:
             raise ModelError(f"The question and passages are too long for the {self.name} model's context window ({self.settings.llm_context} tokens).", "context")
-        return messages, given
+        return messages, excerpts
 
     # answering --------------------------------------------------------------------------------
 
     def stream(self, question: str, retrieval: Retrieval, evidence: Answer) -> Iterator[tuple[str, object]]:
-        """("draft", text so far) while the model writes, then ("answer", Answer), verified."""
-        if evidence.abstained:  # the sources do not reach the question: no model can answer it from them
+        """("draft", text so far) while the model writes, then ("answer", Answer): the checked written
+        answer followed by the evidence, or the evidence alone with a notice saying why."""
+        if evidence.abstained or not evidence.citations:  # the sources do not reach the question: nothing to write over
             yield "answer", replace(evidence, backend=self.name)
             return
         started = time.perf_counter()
         try:
-            messages, given = self.fit(question, self.choose_passages(question, retrieval))
-            schema = answer_schema(len(given))
+            messages, excerpts = self.fit(question, self.excerpts(evidence))
+            schema = answer_schema([e.number for e in excerpts])
             buffer, first_token = "", None
             for piece in stream_text(self.model, messages, self.name, self.settings.llm_timeout, schema, self.settings.openai_response_format):
                 if first_token is None:
@@ -266,15 +272,14 @@ class GenerativeAnswerer:
             yield "answer", quoted_instead(evidence, with_fallback_note(str(exc)), exc.kind)
             return
         written = time.perf_counter()
-        answer = self.verify(question, retrieval, evidence, given, parse_reply(buffer))
+        answer = self.verify(question, retrieval, evidence, excerpts, parse_reply(buffer))
         verified = time.perf_counter()
-        answer.timings_ms.update(
-            {
-                "first_token": round(((first_token or written) - started) * 1000, 1),
-                "generate": round((written - started) * 1000, 1),
-                "verify": round((verified - written) * 1000, 1),
-            }
-        )
+        answer.timings_ms = {
+            **evidence.timings_ms,
+            "first_token": round(((first_token or written) - started) * 1000, 1),
+            "generate": round((written - started) * 1000, 1),
+            "verify": round((verified - written) * 1000, 1),
+        }
         yield "answer", answer
 
     @staticmethod
@@ -284,40 +289,39 @@ class GenerativeAnswerer:
             return " ".join(s.text + "".join(f" [{n}]" for n in s.sources) for s in sentences_so_far(buffer))
         return buffer.strip()
 
-    def verify(self, question: str, retrieval: Retrieval, evidence: Answer, given: list[Given], reply: ModelReply) -> Answer:
-        """Keep each sentence its cited passage supports; re-cite, flag or drop the rest."""
-        by_number = {g.number: g for g in given}
-        reported = [{"text": s.text, "sources": s.sources, "passages": [by_number[n].passage.chunk.chunk_id for n in s.sources if n in by_number]} for s in reply.sentences]
-        if reply.covered is not False and not reply.sentences:
+    def verify(self, question: str, retrieval: Retrieval, evidence: Answer, excerpts: list[Excerpt], reply: ModelReply) -> Answer:
+        """Keep each sentence its cited excerpt's passage supports (re-cite, flag or drop the rest), make
+        sure a disagreement the evidence states is carried, and put the evidence under it."""
+        by_number = {e.number: e for e in excerpts}
+        reported = [
+            {"text": s.text, "sources": s.sources, "passages": [by_number[n].citation.chunk_id for n in s.sources if n in by_number]}
+            for s in reply.sentences
+        ]
+        if not reply.sentences:
+            if reply.covered is False or reply.format == "json":
+                # the gate found the evidence answers the question: the quotes stand, and we say the model demurred
+                return quoted_instead(
+                    evidence,
+                    f"The {self.name} model said the sources do not answer this, but the search found passages that do, so they are quoted below.",
+                    "declined",
+                    reported=reported,
+                    checks=[],
+                )
             return quoted_instead(
-                evidence,
-                with_fallback_note(f"The {self.name} model's reply held no sentences that could be read"),
-                "malformed",
-                reported=reported,
-                checks=[],
+                evidence, with_fallback_note(f"The {self.name} model's reply held no sentences that could be read"), "malformed", reported=reported, checks=[]
             )
-        if reply.covered is False:
-            declined = self.extractive.abstain(question, retrieval)
-            declined.backend, declined.model = self.name, model_label(self.settings, self.name)
-            declined.citations_reported, declined.verification = reported, []
-            return declined
-        citations, keys, lines, checks = [], {}, [], []
+        lines, checks = [], []
         for sentence in reply.sentences:
             check, support = self._check(sentence, by_number)
             checks.append(check)
             if check["action"] == "dropped":
                 continue
-            numbers = []
-            for number, row, cosine in support:
-                g = by_number[number]
-                key = (g.passage.chunk.chunk_id, row)
-                if key not in keys:
-                    keys[key] = len(citations) + 1
-                    quote = self.index.sentences[row][1] if row is not None else g.passage.chunk.text[:300]
-                    citations.append(self.extractive.citation(keys[key], ScoredSentence(-1 if row is None else row, g.passage, quote, cosine, cosine)))
-                numbers.append(keys[key])
-            lines.append(_with_markers(sentence.text, numbers) if numbers else f"⚠ {sentence.text} {UNSUPPORTED_NOTE}")
-        if not citations:
+            lines.append(_with_markers(sentence.text, support) if support else f"⚠ {sentence.text} {UNSUPPORTED_NOTE}")
+        citations = list(evidence.citations)
+        carried = self._carry_disagreement(lines, checks, excerpts, citations)
+        if carried is not None:
+            lines.insert(0, carried)
+        if not any(c["action"] in ("kept", "recited") for c in checks):
             return quoted_instead(
                 evidence,
                 f"The {self.name} model's answer could not be verified against the sources, so the sentences below are quoted from them instead.",
@@ -327,40 +331,39 @@ class GenerativeAnswerer:
             )
         flagged = sum(c["action"] == "flagged" for c in checks)
         dropped = sum(c["action"] == "dropped" for c in checks)
-        notice = None
+        notices = [evidence.notice] if evidence.notice else []
         if flagged or dropped:
             parts = ([f"{flagged} sentence{'s' if flagged != 1 else ''} marked ⚠"] if flagged else []) + ([f"{dropped} left out"] if dropped else [])
-            notice = f"Checked against the sources: {' and '.join(parts)}, because no passage shown supports {'it' if flagged + dropped == 1 else 'them'}."
-        return Answer(
-            question=question,
-            text=" ".join(lines),
+            notices.append(
+                f"Checked against the sources: {' and '.join(parts)}, because no passage shown supports "
+                f"{'it' if flagged + dropped == 1 else 'them'} as written (a point, number or qualification the passage does not give)."
+            )
+        return replace(
+            evidence,
+            text=f"{' '.join(lines)}\n\n{EVIDENCE_HEADING}\n{evidence.text}",
             abstained=False,
             citations=citations,
-            passages=retrieval.passages,
             backend=self.name,
             model=model_label(self.settings, self.name),
-            notice=notice,
+            notice=" ".join(notices) or None,
+            fallback=None,
             citations_reported=reported,
             verification=checks,
         )
 
-    def _check(self, sentence: ModelSentence, by_number: dict[int, Given]) -> tuple[dict, list[tuple[int, int | None, float]]]:
-        """Which passages support the sentence: those it cites if they do, else any other one given."""
+    def _check(self, sentence: ModelSentence, by_number: dict[int, Excerpt]) -> tuple[dict, list[int]]:
+        """Which excerpts support the sentence: those it cites if their passages do, else any other one shown."""
         cited = [n for n in dict.fromkeys(sentence.sources) if n in by_number]
-        check = {
-            "text": sentence.text,
-            "cited": sentence.sources,
-            "missing": [n for n in sentence.sources if n not in by_number],
-        }
+        check = {"text": sentence.text, "cited": sentence.sources, "missing": [n for n in sentence.sources if n not in by_number]}
+        results = {}
 
-        def supporting(numbers: list[int]) -> list[tuple[int, int | None, float]]:
+        def supporting(numbers: list[int]) -> list[int]:
             found = []
             for n in numbers:
-                chunk = by_number[n].passage.chunk
-                result = self.scorer.check(sentence.text, chunk.chunk_id, chunk.text)
-                if result["supported"] and numbers_in(sentence.text) <= numbers_in(chunk.text):
-                    row, cosine = self.scorer.closest_sentence(sentence.text, chunk.chunk_id)
-                    found.append((n, row, cosine))
+                excerpt = by_number[n]
+                results[n] = self.scorer.check(sentence.text, excerpt.citation.chunk_id, excerpt.passage_text)
+                if results[n]["supported"]:
+                    found.append(n)
             return found
 
         support = supporting(cited)
@@ -368,7 +371,46 @@ class GenerativeAnswerer:
         if not support:
             support = supporting([n for n in by_number if n not in cited])[:1]
             action = "recited" if support else ("dropped" if self.settings.unsupported_sentences == "drop" else "flagged")
-        check["supported_by"] = [n for n, _, _ in support]
-        check["similarity"] = [round(c, 3) for _, _, c in support]
+        check["supported_by"] = support
         check["action"] = action
+        if action in ("flagged", "dropped"):
+            # why the cited passages did not support it, for the reports
+            problems = sorted({p for n in cited for p in results[n].get("qualifications_dropped", [])})
+            missing = sorted({p for n in cited for p in results[n].get("numbers_missing", [])})
+            if problems:
+                check["qualifications_dropped"] = problems
+            if missing:
+                check["numbers_missing"] = missing
         return check, support
+
+    def _carry_disagreement(self, lines: list[str], checks: list[dict], excerpts: list[Excerpt], citations: list[Citation]) -> str | None:
+        """Where the evidence says its sources disagree (on a count), the written answer says so too: when no
+        kept sentence does, the passage's own sentence saying it is quoted first, with its citation."""
+        kept = [c["text"] for c in checks if c["action"] in ("kept", "recited")]
+        if any(_CARRIES_DISAGREEMENT.search(t) for t in kept):
+            return None
+        wanted = [e for e in excerpts if states_disagreement(f"{e.where}\n{e.text}")]
+        wanted += [
+            e
+            for c in checks
+            if "the sources disagree on the count" in c.get("qualifications_dropped", [])
+            for n in c["cited"]
+            if (e := next((x for x in excerpts if x.number == n), None)) is not None and e not in wanted
+        ]
+        for excerpt in wanted:
+            for sentence in split_sentences(excerpt.text) + (split_sentences(excerpt.passage.chunk.text) if excerpt.passage else []):
+                if states_disagreement(sentence):
+                    number = self._cite_sentence(sentence, excerpt, citations)
+                    checks.insert(0, {"text": sentence, "cited": [number], "missing": [], "supported_by": [number], "action": "added"})
+                    return _with_markers(sentence, [number])
+        return None
+
+    def _cite_sentence(self, sentence: str, excerpt: Excerpt, citations: list[Citation]) -> int:
+        """The citation number quoting `sentence`: the excerpt's own when its quote holds it, else a new card."""
+        if sentence in excerpt.citation.quote or excerpt.passage is None or self.extractive is None:
+            return excerpt.number
+        rows = self.index.sentences_by_chunk.get(excerpt.passage.chunk.chunk_id) or []
+        row = next((r for r in rows if self.index.sentences[r][1] == sentence), -1)
+        number = max(c.n for c in citations) + 1
+        citations.append(self.extractive.citation(number, ScoredSentence(row, excerpt.passage, sentence, 1.0, 1.0)))
+        return number

@@ -29,7 +29,7 @@ class ModelError(RuntimeError):
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)
-        self.kind = kind  # not_installed, missing, unreachable, timeout, auth, context, malformed, failed
+        self.kind = kind  # not_installed, missing, unreadable, unreachable, timeout, auth, context, malformed, failed
 
 
 def _require(module: str, backend: str):
@@ -171,6 +171,11 @@ def explain(exc: Exception, backend: str, model=None) -> ModelError:
     lower = text.lower()
     status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
     where = _where(model)
+    if name == "LocalModelUnreadable":
+        return ModelError(
+            f"The local model file cannot be used: {text}. Run `make local-llm` again, or point ASSISTANT_LLM_MODEL_PATH at a complete GGUF file.",
+            "unreadable",
+        )
     if isinstance(exc, TimeoutError) or "timeout" in name.lower() or "timed out" in lower:
         if name == "LocalModelBusy":
             return ModelError(f"The local model is busy with other answers: {text}.", "timeout")
