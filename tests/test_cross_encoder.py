@@ -136,6 +136,12 @@ def test_missing_model_names_the_restore_command(tmp_path):
     assert "python -m assistant.cross_encoder" in message
 
 
+def test_a_file_where_the_directory_should_be(tmp_path):
+    (tmp_path / "model-file").write_bytes(b"onnx?")
+    with pytest.raises(CrossEncoderUnavailable, match="is not a directory.*make cross-encoder"):
+        get_cross_encoder(_settings(tmp_path, cross_encoder_path=str(tmp_path / "model-file")))
+
+
 def test_missing_file_names_it(model_copy):
     (packaged_model_dir(model_copy) / "tokenizer.json").unlink()
     with pytest.raises(CrossEncoderUnavailable, match=r"tokenizer\.json is missing.*make cross-encoder"):

@@ -139,7 +139,8 @@ def verify_model_dir(model_dir: Path, expected: dict[str, str] | None = None) ->
     """Raise CrossEncoderUnavailable unless every expected file is present with its SHA-256."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise CrossEncoderUnavailable(f"the cross-encoder is not installed ({model_dir} does not exist); {RESTORE_HINT}")
+        problem = "is not a directory" if model_dir.exists() else "does not exist"
+        raise CrossEncoderUnavailable(f"the cross-encoder is not installed ({model_dir} {problem}); {RESTORE_HINT}")
     if expected is None:
         expected = _expected_sums(model_dir)
     for required in ("model.onnx", "tokenizer.json"):
@@ -397,8 +398,12 @@ def get_cross_encoder(settings: Settings) -> CrossEncoder:
         if failure is not None and failure[0] == signature:
             raise failure[1]
         try:
-            verify_model_dir(model_dir, None if settings.cross_encoder_path else pinned_sums())
-            scorer = CrossEncoder(model_dir, threads=settings.cross_encoder_threads)
+            try:
+                verify_model_dir(model_dir, None if settings.cross_encoder_path else pinned_sums())
+                scorer = CrossEncoder(model_dir, threads=settings.cross_encoder_threads)
+            except (OSError, ImportError) as exc:  # unreadable files, or onnxruntime/tokenizers not installed
+                raise CrossEncoderUnavailable(f"the cross-encoder in {model_dir} cannot be read ({exc}); "
+                                              f"{RESTORE_HINT}") from exc
         except CrossEncoderUnavailable as exc:
             _failed[key] = (signature, exc)
             raise
