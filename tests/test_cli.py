@@ -34,11 +34,13 @@ def test_ask_json_batch_from_stdin_one_object_per_line(corpus_data_dir):
     result = run_cli(["ask", "--json", "-"], corpus_data_dir, stdin="\n".join(questions) + "\n")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["question"][:40] for line in lines] == [q[:40] for q in questions if q]
+    # One object per input line, empty ones included, so inputs and outputs zip.
+    assert [line["question"][:40] for line in lines] == [q[:40] for q in questions]
     assert not lines[0]["abstained"]
-    assert lines[1]["abstained"]
-    assert "limit" in lines[2]["error"] and lines[2]["abstained"]
-    assert not lines[3]["abstained"]
+    assert lines[1]["abstained"] and "empty" in lines[1]["error"]
+    assert lines[2]["abstained"]
+    assert "limit" in lines[3]["error"] and lines[3]["abstained"]
+    assert not lines[4]["abstained"]
 
 
 def test_sources_lists_documents(corpus_data_dir):
@@ -61,8 +63,9 @@ def test_ingest_reports_a_bad_file_and_indexes_the_rest(tmp_path):
     (corpus / "bad.pdf").write_bytes(b"not a pdf")
     env_dir = tmp_path / "data"
     result = run_cli(["ingest", str(corpus)], env_dir)
-    assert result.returncode == 0
+    assert result.returncode == 1, "a failed file makes the exit code non-zero"
     assert "FAILED" in result.stderr and "bad.pdf" in result.stderr
+    assert "1 added" in result.stdout and "1 failed" in result.stdout
     assert "added" in result.stdout and "good.md" in result.stdout
 
 

@@ -39,8 +39,14 @@ def cmd_ingest(args) -> int:
             print(f"  {outcome.status:<9} {outcome.source}{detail}{note}")
     print(f"Index: {report.summary()} in {report.seconds:.1f} s.")
     if report.failures:
-        print(f"{len(report.failures)} file(s) could not be indexed; supported types: {', '.join(SUPPORTED_SUFFIXES)}.", file=sys.stderr)
-    return 1 if report.failures and not any(o.status != "failed" for o in report.outcomes) else 0
+        indexed = sum(1 for o in report.outcomes if o.status in ("added", "updated", "unchanged"))
+        print(
+            f"{len(report.failures)} file(s) could not be indexed (see FAILED above); {indexed} indexed. "
+            f"Supported types: {', '.join(SUPPORTED_SUFFIXES)}.",
+            file=sys.stderr,
+        )
+    # Scripts (and `make run`) must be able to tell that something was not indexed.
+    return 1 if report.failures else 0
 
 
 def _print_answer(answer) -> None:
@@ -77,35 +83,76 @@ def _stream_answer(service, question: str, args):
     return answer
 
 
+def text_arg(value: str) -> str:
+    """Command-line text as valid Unicode: bytes that are not UTF-8 become U+FFFD instead of crashing the output."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def stdin_lines():
+    """stdin line by line, decoded as UTF-8 with replacement (one bad line must not end a batch)."""
+    import io
+
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline=None)
+    for line in stream:
+        yield line.rstrip("\n")
+
+
+def unknown_document(service, document: str | None) -> str | None:
+    """The error for a --document that is not indexed (naming the known ones), or None."""
+    if not document:
+        return None
+    known = [d["source"] for d in service.sources()]
+    if document in known:
+        return None
+    if not known:
+        return f"Unknown document {document!r}: no documents are indexed yet; run `assistant ingest` first."
+    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+    return f"Unknown document {document!r}; indexed documents (see `assistant sources`): {shown}."
+
+
 def cmd_ask(args) -> int:
     from assistant.answer import Answer
     from assistant.index import IndexMissing
     from assistant.service import QuestionError
 
     service = _service()
-    questions = sys.stdin if args.question == "-" else [args.question]
-    status = 0
-    for line in questions:
-        question = line.rstrip("\n") if args.question == "-" else line
-        if args.question == "-" and not question.strip():
-            continue
-        try:
+    batch = args.question == "-"
+    questions = stdin_lines() if batch else [args.question]
+    try:
+        setup_error = unknown_document(service, args.document)
+    except IndexMissing as exc:
+        setup_error = str(exc)
+    status = 2 if setup_error else 0
+    for number, question in enumerate(questions, start=1):
+        # Every input line yields exactly one output object, in order, so inputs and outputs zip.
+        error = setup_error
+        if error is None and batch and not question.strip():
+            error = f"Line {number} is empty: no question was asked."
+        answer = None
+        if error is None:
+            try:
+                if args.json:
+                    answer = service.ask(question, document=args.document, theme=args.theme, backend=args.backend)
+                else:
+                    answer = _stream_answer(service, question, args)
+            except (QuestionError, IndexMissing) as exc:
+                error = str(exc)
+                status = status if batch else 2
+            except Exception as exc:  # one bad question must not end a batch or lose its place
+                if not batch:
+                    raise
+                error = f"This question could not be answered ({exc.__class__.__name__}: {exc})."
+        if error is not None:
             if args.json:
-                answer = service.ask(question, document=args.document, theme=args.theme, backend=args.backend)
+                print(json.dumps(Answer.refusal(question, error).to_dict(), ensure_ascii=False), flush=True)
             else:
-                answer = _stream_answer(service, question, args)
-        except (QuestionError, IndexMissing) as exc:
-            status = 2
-            if args.json:
-                print(json.dumps(Answer.refusal(question, str(exc)).to_dict(), ensure_ascii=False), flush=True)
-            else:
-                print(f"Error: {exc}", file=sys.stderr)
+                print(f"Error{f' (line {number})' if batch else ''}: {error}", file=sys.stderr)
             continue
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
         else:
             _print_answer(answer)
-    return status if args.question != "-" else 0
+    return status
 
 
 def cmd_local_llm(args) -> int:
@@ -193,7 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # a character the terminal cannot show is escaped, not fatal
+        except (AttributeError, ValueError):
+            pass
     args = build_parser().parse_args(argv)
+    for name, value in vars(args).items():
+        # File paths keep their exact bytes (surrogateescape round-trips them); all other text is made valid.
+        if isinstance(value, str) and name != "paths":
+            setattr(args, name, text_arg(value))
     return args.func(args)
 
 

@@ -273,4 +273,7 @@ def safe_filename(filename: str) -> str:
     name = re.sub(r"\s+", " ", name)
     if not name or name.startswith("."):
         name = "upload" + (Path(name).suffix if name else "")
-    return name[:150]
+    if len(name) > 150:  # cut the stem, never the extension: the type is read from it
+        suffix = Path(name).suffix if len(Path(name).suffix) <= 10 else ""
+        name = name[: 150 - len(suffix)].rstrip(" .") + suffix
+    return name
