@@ -9,18 +9,27 @@ import json
 import docx
 import pytest
 
+from docx.opc.constants import RELATIONSHIP_TYPE
+from docx.oxml.ns import qn
+from docx.shared import Mm
+
+from assistant.cross_encoder import resolve_model_dir
 from assistant.plan_render import HEADINGS, filename, render, safe_url
 from assistant.service import AssistantService
 from assistant.session_plan import PlanError, ReferenceEntry, build_plan
 from assistant.settings import Settings
+from tests.conftest import make_settings
 
 POWER = "power dynamics in co-design workshops"
 SCRIPT = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def plan(corpus_service):
-    return build_plan(corpus_service, POWER, "ward managers and patient partners", 90)
+def plan(corpus_data_dir):
+    service = AssistantService(make_settings(corpus_data_dir, cross_encoder_path=str(resolve_model_dir(Settings()))))
+    plan = build_plan(service, POWER, "ward managers and patient partners", 90)
+    assert plan.relevance_method == "cross-encoder", "run `make cross-encoder`"
+    return plan
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +78,13 @@ def test_markdown_has_every_section_and_the_evidence(plan):
     assert "https://www.england.nhs.uk/" in text
 
 
+def test_html_has_the_role_cards_and_observer_sheet(plan):
+    page = render(plan, "html")
+    assert page.count('class="card"') == len(plan.activity.role_cards)
+    sheet = page.split('<table class="sheet">')[1].split("</table>")[0]
+    assert sheet.count("<td></td>") == 2 * len(plan.activity.observer_sheet.rows)
+
+
 def test_markdown_of_a_thin_plan_says_so(corpus_service):
     text = render(build_plan(corpus_service, "knitting techniques", None, 30), "md")
     assert "**Evidence is thin.**" in text and "Nearest sections" in text and "No key messages" in text
@@ -92,6 +108,70 @@ def test_docx_opens_with_python_docx_and_has_the_headings(plan):
     assert sum(int(row.cells[1].text) for row in agenda.rows[1:-1]) == 90
     body = "\n".join(p.text for p in document.paragraphs)
     assert plan.key_messages[0].text in body
+
+
+def _docx(plan):
+    return docx.Document(io.BytesIO(render(plan, "docx")))
+
+
+def test_docx_is_a4(plan):
+    for section in _docx(plan).sections:
+        assert abs(section.page_width - Mm(210)) < Mm(1) and abs(section.page_height - Mm(297)) < Mm(1)
+
+
+def test_docx_links_are_real_hyperlinks(plan):
+    document = _docx(plan)
+    targets = {rel.rId: rel.target_ref for rel in document.part.rels.values() if rel.reltype == RELATIONSHIP_TYPE.HYPERLINK}
+    assert any(t.startswith("https://www.england.nhs.uk/") for t in targets.values())
+    links = document.element.body.findall(".//" + qn("w:hyperlink"))
+    assert links and all(link.get(qn("r:id")) in targets for link in links)
+    cited = {url for r in plan.references if (url := safe_url(r.url))}
+    assert cited <= set(targets.values())  # every reference with a public address can be clicked
+    assert not any(t.startswith("javascript:") for t in targets.values())
+
+
+def test_docx_lists_are_word_lists_that_restart(plan):
+    document = _docx(plan)
+    styles = {p.style.name for p in document.paragraphs}
+    assert {"List Bullet", "List Number"} <= styles
+    assert not any(p.text.startswith(("- ", "1. ", "2. ")) for p in document.paragraphs)
+    objectives = [p for p in document.paragraphs if p.text in plan.objectives]
+    assert len(objectives) == len(plan.objectives) and all(p.style.name == "List Number" for p in objectives)
+    steps = [p for p in document.paragraphs if p.text in plan.activity.steps]
+    assert steps and all(p.style.name == "List Number" for p in steps)
+
+    def num_id(paragraph):
+        found = paragraph._p.find(qn("w:pPr") + "/" + qn("w:numPr") + "/" + qn("w:numId"))
+        return found.get(qn("w:val")) if found is not None else None
+
+    # Each numbered list has its own numbering instance that starts at 1, so the steps do not continue the objectives.
+    assert len({num_id(p) for p in objectives}) == 1 and num_id(objectives[0]) != num_id(steps[0])
+    numbering = document.part.numbering_part.element
+    instance = next(n for n in numbering.findall(qn("w:num")) if n.get(qn("w:numId")) == num_id(steps[0]))
+    assert instance.find(".//" + qn("w:startOverride")).get(qn("w:val")) == "1"
+
+
+def test_docx_has_printable_role_cards_and_observer_sheet(plan):
+    document = _docx(plan)
+    headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
+    assert "Role cards" in headings and plan.activity.observer_sheet.title in headings
+    cells = {c.text for t in document.tables for row in t.rows for c in row.cells}
+    for card in plan.activity.role_cards:
+        assert any(card.role in c and card.private_brief in c for c in cells), card.role
+    sheet = document.tables[-1]
+    assert [c.text for c in sheet.rows[0].cells] == ["What to watch for", *plan.activity.observer_sheet.columns]
+    assert [row.cells[0].text for row in sheet.rows[1:]] == plan.activity.observer_sheet.rows
+
+
+def test_handout_names_public_addresses_in_every_format(plan):
+    assert plan.handout.read_more and all(safe_url(r.url) for r in plan.handout.read_more)
+    document = _docx(plan)
+    body = [p.text for p in document.paragraphs]
+    handout = body[next(i for i, t in enumerate(body) if t.startswith("Handout:")):]
+    handout = handout[: handout.index("References")]
+    assert not any("library" in t.lower() for t in handout)
+    for entry in plan.handout.read_more:
+        assert any(entry.label in t and safe_url(entry.url) in t for t in handout), entry
 
 
 # -- HTML ---------------------------------------------------------------------------------------------
@@ -127,6 +207,8 @@ def test_docx_keeps_hostile_text_as_plain_text(hostile_plan):
     body = "\n".join(p.text for p in document.paragraphs)
     assert SCRIPT in body  # Word shows it as text; nothing runs
     assert "javascript:" not in body
+    targets = [rel.target_ref for rel in document.part.rels.values() if rel.reltype == RELATIONSHIP_TYPE.HYPERLINK]
+    assert not any("javascript:" in t for t in targets)
 
 
 def test_only_web_links_are_written(plan):

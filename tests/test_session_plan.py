@@ -10,6 +10,12 @@ import sys
 import pytest
 
 from assistant.cite import citation_problems, lexical_support
+from assistant.cross_encoder import resolve_model_dir
+from assistant.plan_data import activity_texts, audience_texts, match_audience
+from assistant.plan_evidence import ANSWER_MIN_LOGIT, TOPIC_MIN_LOGIT
+from assistant.plan_render import render
+from assistant.service import AssistantService
+from assistant.settings import Settings
 from assistant.session_plan import (
     PlanError,
     REVIEW_SOURCE,
@@ -23,13 +29,34 @@ from assistant.session_plan import (
     tidy_quote,
 )
 
+from tests.conftest import make_settings
+
 POWER = "power dynamics in co-design workshops"
+LEGO = "using Lego serious play in co-design"
 AUDIENCE = "ward managers and patient partners"
 
 
 @pytest.fixture(scope="module")
-def power_plan(corpus_service):
-    return build_plan(corpus_service, POWER, AUDIENCE, 90)
+def ce_service(corpus_data_dir):
+    """The corpus service with the packaged cross-encoder (fetched by `make cross-encoder` into the checkout's data/)."""
+    model_dir = resolve_model_dir(Settings())
+    assert (model_dir / "model.onnx").is_file(), f"the cross-encoder is missing at {model_dir}: run `make cross-encoder`"
+    return AssistantService(make_settings(corpus_data_dir, cross_encoder_path=str(model_dir)))
+
+
+@pytest.fixture(scope="module")
+def power_plan(ce_service):
+    plan = build_plan(ce_service, POWER, AUDIENCE, 90)
+    assert plan.relevance_method == "cross-encoder"
+    return plan
+
+
+@pytest.fixture(scope="module")
+def audience_plans(ce_service):
+    return {
+        key: build_plan(ce_service, POWER, audience, 90)
+        for key, audience in (("board", "hospital board members"), ("managers", "ward managers"), ("patients", "patient partners and carers"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +123,7 @@ def test_short_sessions_keep_the_evidence_and_the_activity(corpus_service):
 
 
 def test_every_key_message_has_a_valid_citation(power_plan):
-    assert len(power_plan.key_messages) >= 3
+    assert len(power_plan.key_messages) >= 2
     assert power_plan.evidence_notice is None
     for message in power_plan.key_messages:
         assert message.citations
@@ -126,14 +153,14 @@ def test_sub_topic_questions_come_from_the_topic(power_plan):
     assert f"How can we measure {POWER}?" in questions
 
 
-def test_the_same_request_gives_the_same_plan(corpus_service, power_plan):
-    again = build_plan(corpus_service, POWER, AUDIENCE, 90)
+def test_the_same_request_gives_the_same_plan(ce_service, power_plan):
+    again = build_plan(ce_service, POWER, AUDIENCE, 90)
     assert again.to_dict() == power_plan.to_dict()
 
 
 def test_assumptions_come_from_the_review_with_valid_citations(power_plan):
     pairs = power_plan.assumptions_vs_evidence
-    assert len(pairs) >= 3
+    assert len(pairs) >= 2
     assert any("assume" in p.assumption.text.lower() for p in pairs)
     for pair in pairs:
         for finding in (pair.assumption, pair.evidence):
@@ -192,15 +219,152 @@ def test_activity_kind_is_chosen_by_theme(topic, kind):
     assert build_activity(kind, topic, AUDIENCE, 30).kind == kind
 
 
+AUDIENCES = ("hospital board members", "ward managers", "patient partners and carers", AUDIENCE, "nurses")
+
+
 def test_activity_instructions_invent_no_figures():
     for kind in ("power", "experience", "recruitment", "measurement", "default"):
         for thin in (False, True):
-            activity = build_activity(kind, "a topic", AUDIENCE, 30, thin)
-            text = " ".join([activity.purpose, *activity.materials, *activity.steps, *activity.facilitator_notes, *activity.debrief])
-            assert not any(ch.isdigit() for ch in text), (kind, text)
+            for audience in AUDIENCES:
+                activity = build_activity(kind, "a topic", audience, 30, thin)
+                cards = [t for c in activity.role_cards for t in (c.role, c.brief, c.private_brief)]
+                sheet = [activity.observer_sheet.instructions, *activity.observer_sheet.rows] if activity.observer_sheet else []
+                text = " ".join([activity.name, activity.purpose, *activity.materials, *activity.steps, *activity.facilitator_notes, *activity.debrief, *cards, *sheet])
+                assert not any(ch.isdigit() for ch in text), (kind, audience, text)
+                assert "{" not in text and "}" not in text, (kind, audience, text)  # every placeholder filled
+
+
+@pytest.mark.parametrize("kind", ["power", "experience", "recruitment", "measurement", "default", "thin"])
+@pytest.mark.parametrize("audience", AUDIENCES)
+def test_activities_carry_the_role_cards_and_observer_sheet_they_ask_for(kind, audience):
+    activity = build_activity(kind, "a topic", audience, 30, thin=kind == "thin")
+    needs = " ".join(activity.materials + activity.steps).lower()
+    if "role card" in needs:
+        assert len(activity.role_cards) >= 3 and all(c.role and c.brief and c.private_brief for c in activity.role_cards)
+        for card in activity.role_cards:
+            assert card.role in " ".join(activity.steps)  # the steps name the cards they hand out
+    else:
+        assert activity.role_cards == []
+    if "observer sheet" in needs:
+        sheet = activity.observer_sheet
+        assert sheet and sheet.rows and len(sheet.columns) == 2 and sheet.instructions
+    else:
+        assert activity.observer_sheet is None
+
+
+def test_the_power_plan_prints_its_role_cards_and_observer_sheet(power_plan):
+    activity = power_plan.activity
+    assert activity.role_cards and activity.observer_sheet
+    page = render(power_plan, "md")
+    for card in activity.role_cards:
+        assert f"**{card.role}**" in page and card.private_brief in page
+    assert f"### {activity.observer_sheet.title}" in page
+    assert all(f"| {row} |" in page for row in activity.observer_sheet.rows)
+
+
+# -- audiences ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "audience, profile",
+    [
+        ("hospital board members", "board"),
+        ("trust board", "board"),
+        ("Non-executive directors", "board"),
+        ("ward managers", "managers"),
+        ("ward sisters", "managers"),
+        ("matrons and team leaders", "managers"),
+        ("patient partners and carers", "patients"),
+        ("service users", "patients"),
+        ("ward managers and patient partners", "mixed"),
+        ("staff and patient partners", "mixed"),
+        ("nurses", "staff"),
+        ("", "mixed"),
+        ("people who like cake", "mixed"),
+    ],
+)
+def test_free_text_audiences_match_a_profile(audience, profile):
+    assert match_audience(audience).key == profile
+
+
+def test_every_profile_has_its_words_or_takes_them_from_mixed():
+    data = audience_texts()
+    assert data["default"] in data["profiles"] and set(data["order"]) <= set(data["profiles"])
+    for key in data["profiles"]:
+        audience = match_audience(data["profiles"][key]["match"][0]) if data["profiles"][key]["match"] else match_audience("")
+        assert audience.key == key
+        for kind in ("power", "experience", "recruitment", "measurement", "default"):
+            assert audience.get("objectives", "by_kind", kind) and len(audience.get("discussion", kind)) == 2
+            assert audience.get("handout", "first_question", kind)
+    assert set(activity_texts()) == {"power", "experience", "recruitment", "measurement", "thin", "default"}
+
+
+def test_board_managers_and_patients_get_different_plans(audience_plans):
+    board, managers, patients = audience_plans["board"], audience_plans["managers"], audience_plans["patients"]
+    assert (board.audience_profile, managers.audience_profile, patients.audience_profile) == ("board", "managers", "patients")
+    for a, b in ((board, managers), (board, patients), (managers, patients)):
+        assert set(a.objectives).isdisjoint(b.objectives)
+        assert a.activity.name != b.activity.name or a.activity.steps != b.activity.steps
+        assert [c.role for c in a.activity.role_cards] != [c.role for c in b.activity.role_cards] or a.activity.facilitator_notes != b.activity.facilitator_notes
+        assert a.handout.intro != b.handout.intro and a.handout.points != b.handout.points
+        assert set(a.handout.questions).isdisjoint(b.handout.questions)
+        assert set(a.discussion_questions[:2]).isdisjoint(b.discussion_questions[:2])
+        # The evidence is the same: only the planner's own words follow the audience.
+        assert [m.text for m in a.key_messages] == [m.text for m in b.key_messages]
+    assert "board" in " ".join(board.objectives).lower() and "board" in board.activity.name.lower()
+    assert "board" in board.handout.intro.lower() and "board" not in " ".join(managers.objectives).lower()
+    assert "ward" in " ".join(managers.objectives).lower() and "ward" in managers.activity.steps[0].lower()
+    assert "Medical director" in [c.role for c in board.activity.role_cards]
+    assert "Staff nurse" in [c.role for c in managers.activity.role_cards]
+    assert any("you" in p.lower().split() for p in patients.handout.points)
+    assert "patient partners and carers" in patients.activity.name.lower() or "being heard" in patients.activity.name.lower()
+
+
+def test_the_handout_points_only_to_public_places(audience_plans, power_plan):
+    for plan in [power_plan, *audience_plans.values()]:
+        assert plan.handout.read_more
+        for entry in plan.handout.read_more:
+            assert entry.url and entry.url.startswith(("https://", "http://")), entry
+        for fmt in ("md", "html"):
+            handout = render(plan, fmt).split("Handout:")[-1].split("References")[0]
+            assert "library" not in handout.lower() and "in the assistant" not in handout.lower()
 
 
 # -- thin evidence ------------------------------------------------------------------------------------
+
+
+def test_key_messages_address_the_topic_by_the_cross_encoder(ce_service, power_plan):
+    scores = ce_service.relevance_scores(POWER, [m.text for m in power_plan.key_messages])
+    assert all(float(s) >= TOPIC_MIN_LOGIT for s in scores), scores
+    assert [m.relevance for m in power_plan.key_messages] == pytest.approx([float(s) for s in scores], abs=0.01)
+
+
+def test_a_topic_only_its_framing_covers_gets_the_thin_evidence_warning(ce_service):
+    plan = build_plan(ce_service, LEGO, "ward managers", 90)
+    assert plan.relevance_method == "cross-encoder"
+    assert plan.evidence_notice and "say little" in plan.evidence_notice and "left out" in plan.evidence_notice
+    assert len(plan.key_messages) < 2 and plan.nearest_sections
+    assert plan.activity.kind == "default" and "find out" in plan.activity.name  # no activity the evidence cannot back
+    # The co-design quotes it retrieves are really not about Lego serious play: none reaches the bar.
+    quotes = sorted({c.quote for q, a in plan.evidence.items() if q.endswith(f"{LEGO}?") for c in a.citations})
+    assert quotes and float(max(ce_service.relevance_scores(LEGO, quotes))) < TOPIC_MIN_LOGIT
+    assert "**Evidence is thin.**" in render(plan, "md")
+
+
+def test_every_assumption_is_answered_by_its_evidence(ce_service, power_plan, audience_plans):
+    for plan in [power_plan, *audience_plans.values()]:
+        assert plan.assumptions_vs_evidence
+        for pair in plan.assumptions_vs_evidence:
+            assert pair.evidence is not None and pair.challenge.endswith("?")
+            score = float(ce_service.relevance_scores(pair.challenge, [pair.evidence.text])[0])
+            assert score >= ANSWER_MIN_LOGIT, (pair.challenge, pair.evidence.text, score)
+            assert not pair.evidence.text.lower().startswith(("to overcome this", "these ", "this "))
+
+
+def test_the_planner_falls_back_to_the_embedding_without_a_cross_encoder(corpus_service):
+    plan = build_plan(corpus_service, POWER, AUDIENCE, 45)  # corpus_service's data dir holds no cross-encoder
+    assert plan.relevance_method == "cosine"
+    assert plan.evidence_notice is None and len(plan.key_messages) >= 2
 
 
 def test_a_topic_the_corpus_barely_covers_gets_a_plan_that_says_so(thin_plan):
