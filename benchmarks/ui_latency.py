@@ -3,12 +3,14 @@
 Usage:
   python benchmarks/ui_latency.py                 # serves the app in-process over the default data/ index
   python benchmarks/ui_latency.py --url http://127.0.0.1:7860/ [--auth user:pass]
+  python benchmarks/ui_latency.py --users 16      # 16 simultaneous chat users, each with its own gradio_client
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import threading
 import socket
 import statistics
 import sys
@@ -77,6 +79,35 @@ def measure(url: str, items: list[str], auth=None) -> list[dict]:
     return rows
 
 
+def measure_users(url: str, items: list[str], users: int, auth=None) -> tuple[list[dict], list[str]]:
+    """`users` clients start together (a barrier) and each asks its share of `items` in turn; rows and errors."""
+    rows: list[dict] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(users)
+
+    def user(n: int) -> None:
+        mine = [q for i, q in enumerate(items) if i % users == n] or items[n % len(items) : n % len(items) + 1]
+        try:
+            from gradio_client import Client
+
+            Client(url, auth=auth, verbose=False)  # connect before the clock starts
+            barrier.wait()
+            got = measure(url, mine, auth)
+            with lock:
+                rows.extend(dict(r, user=n) for r in got)
+        except Exception as exc:  # counted and printed: the benchmark reports errors rather than hiding them
+            with lock:
+                errors.append(f"user {n}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=user, args=(n,)) for n in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return rows, errors
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", help="user:password for a UI that requires a login")
     parser.add_argument("-n", "--questions", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="print per-question rows as JSON lines too")
+    parser.add_argument("--users", type=int, default=1, help="simultaneous chat users (each asks its share of the questions)")
     args = parser.parse_args(argv)
 
     app = None
@@ -104,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     items = questions(args.questions)
     measure(url, items[:1], auth)  # one untimed warm-up round trip
-    rows = measure(url, items, auth)
+    errors: list[str] = []
+    if args.users > 1:
+        rows, errors = measure_users(url, items, args.users, auth)
+    else:
+        rows = measure(url, items, auth)
     if app is not None:
         app.close()
 
@@ -113,11 +149,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row, ensure_ascii=False))
     first = [r["first_token_s"] * 1000 for r in rows]
     total = [r["total_s"] * 1000 for r in rows]
-    print(f"UI latency over {len(rows)} questions (gradio_client streaming via /ask, {url})")
+    print(f"UI latency over {len(rows)} questions, {args.users} simultaneous user(s) (gradio_client streaming via /ask, {url})")
+    for error in errors:
+        print(f"  ERROR {error}")
+    if not rows:
+        return 1
     print(f"  time to first streamed token: p50 {percentile(first, 0.5):7.0f} ms   p95 {percentile(first, 0.95):7.0f} ms   max {max(first):7.0f} ms")
     print(f"  full answer:                  p50 {percentile(total, 0.5):7.0f} ms   p95 {percentile(total, 0.95):7.0f} ms   max {max(total):7.0f} ms")
     print(f"  streamed updates per answer:  median {statistics.median(r['updates'] for r in rows):.0f}")
-    return 0
+    print(f"  errors: {len(errors)}")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

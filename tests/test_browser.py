@@ -1,4 +1,5 @@
-"""The chat UI in a real headless Chromium: streamed answers, source cards, a 375 px phone width, inert document HTML."""
+"""The chat UI in a real headless Chromium: streamed answers, [n] opening cards, phone widths, the Prepare tab,
+confirmed removal and hiding, one set of thumbs per answer, inert document HTML. Screenshots go to test-output/."""
 
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ The checklist text to display is <script>window.__xss=2;alert(2)</script> exactl
 The comment box on the form is marked <img src=x onerror="window.__xss=3;alert(3)"> so staff know where patients write.
 """
 XSS_QUESTION = "What does the huddle safety checklist say about reading out patient comment cards?"
+LONG_URL = "https://www.example.org/toolkits/co-design/" + "very-long-path-segment-without-any-break-" * 4 + "handbook.pdf"
+LONG_URL_DOC = f"""# Bedside listening handbook
+
+## Where to find the bedside listening handbook
+
+The bedside listening handbook for ward volunteers is published at {LONG_URL} and is free to download and print.
+"""
+LONG_URL_QUESTION = "Where is the bedside listening handbook for ward volunteers published?"
+SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 
 # Records every text the chat shows while an answer arrives: a partial answer proves it was streamed.
 RECORD_STREAM = """() => {
@@ -61,7 +71,8 @@ def browser_service(corpus_data_dir, tmp_path_factory):
     shutil.copytree(corpus_data_dir, data_dir, ignore=shutil.ignore_patterns(".lock", "feedback.sqlite3"))
     service = AssistantService(Settings(data_dir=data_dir, corpus_dir=PROJECT_ROOT / "corpus"))
     saved = service.save_upload("huddle-checklist.md", HOSTILE_DOC.encode("utf-8"))
-    report = service.ingest([saved])
+    handbook = service.save_upload("bedside-listening.md", LONG_URL_DOC.encode("utf-8"))
+    report = service.ingest([saved, handbook])
     assert not report.failures, report.failures
     warm_up(service)
     return service
@@ -118,6 +129,19 @@ def ask(page, question: str, turn: int = 1) -> None:
     page.get_by_text(f"Sources for answer {turn} (").wait_for(state="visible")
 
 
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True, animations="disabled")
+
+
+def overflow(page) -> int:
+    return page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+
+
+def card_title(page, n: int):
+    return page.locator("#chatbot div.title", has_text=re.compile(rf"^\s*\[{n}\] ")).last
+
+
 def open_card(page, n: int):
     title = page.locator("#chatbot div.title", has_text=re.compile(rf"^\s*\[{n}\] ")).last
     title.scroll_into_view_if_needed()
@@ -145,10 +169,12 @@ def test_question_streams_an_answer_and_a_card_opens(open_page, tmp_path):
     card = open_card(page, 1)
     assert card.locator("mark").inner_text().strip()
     assert "Document:" in card.inner_text()
-    assert page.get_by_role("button", name=re.compile("^Tell me more about")).first.is_visible()
+    follow_up = page.locator("#chatbot button", has_text=re.compile(r"^\s*(How|What|Can)[^?]*\?\s*$")).first
+    assert follow_up.is_visible()
+    assert page.get_by_role("button", name=re.compile("^Tell me more about")).count() == 0
     page.screenshot(path=str(tmp_path / "desktop-answer.png"), full_page=True, animations="disabled")
 
-    page.get_by_role("button", name=re.compile("^Tell me more about")).first.click()  # a suggested follow-up
+    follow_up.click()  # a suggested follow-up
     page.get_by_text("Sources for answer 2 (").wait_for(state="visible")
     assert page.dialogs == [] and page.external == []
 
@@ -191,3 +217,117 @@ def test_document_html_is_shown_as_inert_text(open_page, tmp_path):
     assert page.evaluate("() => window.__xss") is None
     assert page.dialogs == []
     assert page.locator("img[src='x']").count() == 0
+
+
+@pytest.mark.parametrize("width", [320, 375, 414])
+def test_phone_widths_wrap_a_long_url(open_page, width):
+    page = open_page(width, 812)
+    assert page.locator("#app-title h1").bounding_box()["y"] >= 0, "the title is not scrolled away on load"
+    assert page.evaluate("() => window.scrollY") == 0
+    ask(page, LONG_URL_QUESTION)
+    assert LONG_URL[:40] in page.locator("#chatbot").inner_text()
+    assert overflow(page) <= 0, f"the page scrolls sideways by {overflow(page)}px at {width}px"
+    open_card(page, 1)
+    assert overflow(page) <= 0, f"an open card makes the page scroll sideways at {width}px"
+    for element in ("#question textarea", "#ask", "#export"):
+        box = page.locator(element).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, element
+    if width == 375:
+        page.set_viewport_size({"width": 375, "height": 812})
+        shot(page, "phone-375x812-answer.png")
+
+
+def test_marker_opens_its_card_by_click_and_keyboard(open_page):
+    page = open_page(1366, 900)
+    ask(page, QUESTION)
+    markers = page.locator("#chatbot .cite")
+    assert markers.count() >= 2
+    assert markers.nth(1).get_attribute("role") == "button" and markers.nth(1).get_attribute("tabindex") == "0"
+    second = markers.nth(1).inner_text().strip("[]")
+    markers.nth(1).click()
+    title = card_title(page, int(second))
+    page.wait_for_function("t => t.classList.contains('expanded')", arg=title.element_handle())
+    card = title.locator("xpath=..").locator(".source-card")
+    card.wait_for(state="visible")
+    assert card.locator("mark").count() == 1
+    assert page.evaluate("el => { const r = el.getBoundingClientRect(); return r.top < window.innerHeight && r.bottom > 0; }", title.element_handle())
+    style = page.evaluate("el => { const s = getComputedStyle(el); return [parseFloat(s.fontSize), s.opacity, s.color]; }", card.locator("blockquote").element_handle())
+    assert style[0] >= 15 and float(style[1]) == 1, f"card passages are readable text, not small or faint: {style}"
+
+    first = markers.nth(0)
+    first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("t => t.classList.contains('expanded')", arg=card_title(page, 1).element_handle())
+    shot(page, "desktop-1366x900-cards.png")
+
+
+def test_one_set_of_thumbs_per_answer_with_confirmation(open_page):
+    page = open_page(1366, 900)
+    ask(page, QUESTION)
+    likes = page.locator("#chatbot button[aria-label='Like']").filter(visible=True)
+    assert likes.count() == 1
+    likes.first.click()
+    status = page.locator("#feedback-status")
+    status.get_by_text("answer 1 is marked helpful").wait_for(state="visible")
+
+
+def choose(page, elem_id: str, label: str) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(label)
+    page.get_by_role("option", name=label).first.click()
+
+
+def test_prepare_tab_gives_a_downloadable_plan(open_page):
+    page = open_page(1366, 900)
+    page.get_by_role("tab", name="Prepare a session").click()
+    page.locator("#plan-topic textarea").fill("power dynamics in co-design workshops")
+    page.locator("#plan-audience textarea").fill("ward managers and patient partners")
+    page.locator("#plan-format").get_by_text("Markdown (.md)").click()
+    page.locator("#plan-make").click()
+    page.locator("#plan-status").get_by_text("is ready").wait_for(state="visible")
+    assert "Learning objectives" in page.locator("#plan-preview").inner_text()
+    link = page.locator("#plan-file a").first
+    with page.expect_download() as download:
+        link.click()
+    saved = download.value.path()
+    assert download.value.suggested_filename.endswith("90min.md")
+    assert Path(saved).read_text(encoding="utf-8").startswith("# Session plan: power dynamics in co-design workshops")
+    assert overflow(page) <= 0
+    shot(page, "desktop-1366x900-prepare.png")
+    page.set_viewport_size({"width": 375, "height": 812})
+    assert overflow(page) <= 0
+    shot(page, "phone-375x812-prepare.png")
+
+
+def test_remove_asks_first_and_a_hidden_document_stays_hidden_after_ingest(open_page, browser_service):
+    page = open_page(1366, 900)
+    page.get_by_role("tab", name="Library").click()
+    table = page.locator("#library-table")
+    title = "Paying and reimbursing patient and public partners"
+    table.get_by_text(title).first.wait_for(state="visible")
+    assert [h.strip() for h in table.locator("th").all_inner_texts()][:4] == ["Title", "Passages", "Added", "Licence"]
+    scroller = page.evaluate("() => [...document.querySelectorAll('#library-table *')].some(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible')")
+    assert not scroller, "the library table scrolls sideways at 1366 px"
+    shot(page, "desktop-1366x900-library.png")
+
+    choose(page, "removable", title)
+    page.locator("#remove-document").click()
+    page.locator("#confirm-text").get_by_text("Hide").wait_for(state="visible")
+    assert "stays on this computer" in page.locator("#confirm-text").inner_text()
+    page.locator("#confirm-no").click()
+    page.locator("#upload-report").get_by_text("Nothing was removed").wait_for(state="visible")
+    assert table.get_by_text(title).count() >= 1 and page.dialogs == []
+
+    page.locator("#remove-document").click()
+    page.locator("#confirm-yes").click()
+    page.locator("#upload-report").get_by_text("Hidden").wait_for(state="visible")
+    table.get_by_text(title).first.wait_for(state="detached")
+
+    report = browser_service.ingest()  # what `assistant ingest` does
+    assert not report.failures
+    page.reload()
+    page.get_by_role("tab", name="Library").click()
+    table.get_by_text("Passages").first.wait_for(state="visible")
+    assert table.get_by_text(title).count() == 0, "a hidden shipped document stays hidden after ingest"
+    page.locator("#hidden-list").wait_for(state="visible")

@@ -17,9 +17,11 @@ import pytest
 import assistant  # noqa: F401  (offline variables first)
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
+from assistant.hidden import hidden_sources
 from assistant.ui import (
     STARTERS,
     answer_html,
+    answer_message,
     build_app,
     highlight,
     is_loopback,
@@ -116,11 +118,11 @@ def test_answer_streams_then_shows_one_card_per_marker(client, corpus_service):
     partials = [text_of(u[-1]) for u in updates if u and u[-1]["role"] == "assistant" and not (u[-1].get("metadata") or {}).get("title")]
     assert len(partials) >= 3, "the answer should arrive in several pieces"
     assert all(len(a) <= len(b) for a, b in zip(partials, partials[1:]))
-    assert partials[0] and answer_html(expected.text).startswith(partials[0].rstrip())
+    assert partials[0] and answer_message(expected).startswith(partials[0].rstrip())
 
     turn = last_turn(final)
     assert text_of(turn[0]) == LEAD
-    assert text_of(turn[1]) == answer_html(expected.text)
+    assert text_of(turn[1]) == answer_message(expected)
     cards = [m for m in turn if (m.get("metadata") or {}).get("parent_id")]
     markers = sorted({int(n) for n in MARK.findall(expected.text)})
     assert [int(MARK.match(m["metadata"]["title"]).group(1)) for m in cards] == markers
@@ -132,13 +134,16 @@ def test_answer_streams_then_shows_one_card_per_marker(client, corpus_service):
             assert citation.reference["url"] in body
     offered = [m["options"] for m in turn if m.get("options")]
     assert len(offered) == 1 and offered[0], "suggested follow-ups are offered after the answer"
+    for option in offered[0]:
+        assert option["value"].endswith("?") and not option["value"].startswith("Tell me more"), option
+        assert not corpus_service.ask(option["value"]).abstained, f"a suggested follow-up the sources cannot answer: {option['value']}"
 
 
 def test_follow_up_uses_the_earlier_question(client, corpus_service):
     ask_stream(client, LEAD)
     _, final = ask_stream(client, FOLLOW_UP)
     with_history = corpus_service.ask(FOLLOW_UP, history=[LEAD])
-    assert text_of(last_turn(final)[1]) == answer_html(with_history.text)
+    assert text_of(last_turn(final)[1]) == answer_message(with_history)
     assert with_history.text != corpus_service.ask(FOLLOW_UP).text  # the history really changed the answer
 
 
@@ -147,7 +152,7 @@ def test_suggested_follow_up_can_be_asked(client, corpus_service):
     suggestion = [m for m in last_turn(final) if m.get("options")][0]["options"][0]["value"]
     _, after = ask_stream(client, suggestion)
     assert text_of(last_turn(after)[0]) == suggestion
-    assert text_of(last_turn(after)[1]) == answer_html(corpus_service.ask(suggestion, history=[LEAD]).text)
+    assert text_of(last_turn(after)[1]) == answer_message(corpus_service.ask(suggestion, history=[LEAD]))
 
 
 def test_filters_restrict_the_sources(client, corpus_service):
@@ -165,6 +170,7 @@ def test_abstention_and_bad_questions_are_plain(client):
     assert text_of(turn[1]).startswith("The indexed sources don't cover this question")
     assert "nearest sections" in text_of(turn[1])
     assert not [m for m in turn if (m.get("metadata") or {}).get("title", "").startswith("Sources for answer")]
+    assert not [m for m in turn if m.get("options")], "no follow-ups after a decline"
 
     _, final = ask_stream(client, "x" * 5000)
     assert "the limit is" in text_of(last_turn(final)[1])
@@ -221,7 +227,7 @@ def test_new_conversation_forgets_history(client, corpus_service):
     client.predict(api_name="/clear")
     _, final = ask_stream(client, FOLLOW_UP)
     assert len([m for m in final if m["role"] == "user"]) == 1
-    assert text_of(final[1]) == answer_html(corpus_service.ask(FOLLOW_UP).text)
+    assert text_of(final[1]) == answer_message(corpus_service.ask(FOLLOW_UP))
 
 
 # -- many users --------------------------------------------------------------------------------------
@@ -229,7 +235,7 @@ def test_new_conversation_forgets_history(client, corpus_service):
 
 def test_eight_simultaneous_chats_complete_correctly(served, corpus_service):
     questions = [q for _, q in STARTERS] + [LEAD, OUT_OF_SCOPE, "How do we run co-design groups?", "What are Always Events?"]
-    expected = {q: answer_html(corpus_service.ask(q).text) for q in questions}
+    expected = {q: answer_message(corpus_service.ask(q)) for q in questions}
     results: dict[str, str] = {}
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(questions))
@@ -276,16 +282,21 @@ def test_upload_bad_and_oversized_files_then_remove(scratch_url, scratch_service
     assert "Not added: broken.pdf: could not be indexed" in report
     assert "Not added: tool.exe: unsupported file type" in report
     assert "Not added: huge.txt: the file is 0.4 MB; the limit is 0.2 MB" in report
-    ids = [row[1] for row in table["data"]]
-    assert "uploads/tea-trolley-rounds.md" in ids and "uploads/broken.pdf" not in ids
+    assert table["headers"] == ["Title", "Passages", "Added", "Licence"]
+    titles = [row[0] for row in table["data"]]
+    assert titles[0] == "Tea trolley rounds", "newest first"
+    assert "broken" not in " ".join(titles).lower()
     assert not (scratch_service.settings.uploads_dir / "broken.pdf").exists()
 
     answer = client.predict("What happens on the tea trolley rounds?", "uploads/tea-trolley-rounds.md", "", api_name="/chat")
     assert "[1]" in answer and "tea trolley" in answer.lower()
 
-    message, table, *_ = client.predict("uploads/tea-trolley-rounds.md", api_name="/remove_document")
+    question, *_ = client.predict("uploads/tea-trolley-rounds.md", api_name="/ask_to_remove")
+    assert question.startswith("Remove **Tea trolley rounds**?") and "deleted" in question
+    assert "uploads/tea-trolley-rounds.md" in [d["source"] for d in scratch_service.sources()], "asking removes nothing"
+    message, _, table, *_ = client.predict("uploads/tea-trolley-rounds.md", api_name="/remove_document")
     assert "Removed" in message
-    assert "uploads/tea-trolley-rounds.md" not in [row[1] for row in table["data"]]
+    assert "Tea trolley rounds" not in [row[0] for row in table["data"]]
     assert not (scratch_service.settings.uploads_dir / "tea-trolley-rounds.md").exists()
     assert "Choose" in client.predict(None, api_name="/remove_document")[0]
 
@@ -325,14 +336,16 @@ def test_analytics_off_and_chat_concurrency_set(corpus_service):
     app = build_app(corpus_service)
     assert app.analytics_enabled is False
     limits = {fn.api_name: fn.concurrency_limit for fn in app.fns.values()}
-    assert limits["ask"] == 8 and limits["chat"] == 8
+    assert limits["ask"] == 16 and limits["chat"] == 16
     assert all(fn.api_name for fn in app.fns.values())
 
 
 def test_about_shows_backend_stats_and_the_review_attribution(corpus_service):
     ui = build_app(corpus_service).assistant_ui
     about = ui.about_markdown()
-    assert "**Answer backend:** extractive" in about and f"**Documents indexed:** {corpus_service.stats()['documents']}" in about
+    assert "**Answer backend:** extractive" in about
+    chosen = ui.about_markdown("local")
+    assert "**Answer backend:** local" in chosen and "make local-llm" in chosen, "the About tab follows the menu and helps administrators" and f"**Documents indexed:** {corpus_service.stats()['documents']}" in about
     licences = ui.licences_markdown()
     assert "Contains public sector information licensed under the Open Government Licence v3.0" in licences
     assert "review/co-production-and-quality-improvement-2020.md" in licences
@@ -395,3 +408,113 @@ def test_model_answer_streams_under_the_evidence_then_shows_checked(corpus_data_
     assert not any("while the model writes" in text_of(m) for m in final_messages), "the checked answer replaces the draft"
     cards = [m for m in last_turn(final_messages) if (m.get("metadata") or {}).get("parent_id")]
     assert cards and any(first[:40] in text_of(c) for c in cards)
+
+
+# -- issue 15: prepare tab, hidden documents, Word export, honest labels, notices -------------------------------
+
+
+def test_prepare_endpoint_gives_a_preview_and_a_downloadable_plan(client):
+    import docx
+
+    preview, path, status = client.predict("power dynamics in co-design workshops", "ward managers and patient partners", 60, "docx", api_name="/prepare")
+    assert "ready" in status
+    assert "Learning objectives" in preview and "Agenda" in preview
+    assert Path(path).name.endswith("60min.docx")
+    headings = [p.text for p in docx.Document(path).paragraphs if p.style.name.startswith("Heading")]
+    assert "Learning objectives" in headings and "References" in headings
+
+    _, path, _ = client.predict("power dynamics in co-design workshops", "", 90, "md", api_name="/prepare")
+    assert Path(path).read_text(encoding="utf-8").startswith("# Session plan: power dynamics in co-design workshops")
+
+    preview, path, status = client.predict("power dynamics", "", 5, "md", api_name="/prepare")
+    assert path is None and preview == "" and status.startswith("The plan could not be prepared") and "15" in status
+
+
+@pytest.fixture
+def hide_service(corpus_data_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(corpus_data_dir, data_dir, ignore=shutil.ignore_patterns(".lock", "feedback.sqlite3"))
+    return AssistantService(Settings(data_dir=data_dir, corpus_dir=PROJECT_ROOT / "corpus"))
+
+
+def test_shipped_document_is_hidden_after_confirmation_and_stays_hidden(hide_service):
+    source = "notes/glossary.md"
+    app, url = start(hide_service)
+    try:
+        client = Client(url, verbose=False)
+        question, *_ = client.predict(source, api_name="/ask_to_remove")
+        assert question.startswith("Hide **") and "stays on this computer" in question
+        message, *_ = client.predict(source, api_name="/remove_document")
+        assert message.startswith("Hidden")
+        assert source in hidden_sources(hide_service.settings.data_dir)
+        assert (PROJECT_ROOT / "corpus" / source).exists(), "a shipped document is never deleted"
+
+        report = hide_service.ingest()  # `assistant ingest` over the default folders
+        assert not report.failures
+        assert source not in [d["source"] for d in hide_service.sources()]
+        assert not [p for p in hide_service.ask("What does co-design mean?").passages if p.chunk.source == source]
+
+        message, table, *_ = client.predict(source, api_name="/restore_document")
+        assert "shown and searched again" in message
+        assert source in [d["source"] for d in hide_service.sources()] and not hidden_sources(hide_service.settings.data_dir)
+    finally:
+        app.close()
+
+
+def test_remove_command_hides_a_shipped_document(hide_service):
+    env = dict(os.environ, ASSISTANT_DATA_DIR=str(hide_service.settings.data_dir))
+    command = [str(Path(sys.executable).with_name("assistant")), "remove", "notes/payment-and-reimbursement.md"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Hidden notes/payment-and-reimbursement.md" in result.stdout
+    assert "notes/payment-and-reimbursement.md" in hidden_sources(hide_service.settings.data_dir)
+    missing = subprocess.run(command[:2] + ["notes/no-such.md"], capture_output=True, text=True, timeout=300, env=env)
+    assert missing.returncode == 2 and "no indexed document named" in missing.stderr
+
+
+def test_word_export_has_the_conversation_with_links(client, corpus_service):
+    import docx
+
+    ask_stream(client, LEAD)
+    path = client.predict(api_name="/export_docx")
+    assert path.endswith(".docx")
+    document = docx.Document(path)
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert f"1. {LEAD}" in text and "Sources" in text and "Documents cited" in text
+    for citation in corpus_service.ask(LEAD).citations:
+        assert f"[{citation.n}] " in text
+    links = [r.target_ref for r in document.part.rels.values() if r.reltype.endswith("/hyperlink")]
+    assert links and all(link.startswith("http") for link in links)
+    assert round(document.sections[0].page_width.mm) == 210, "A4"
+
+
+def test_card_labels_say_primary_study_only_for_studies():
+    from assistant.cite import Citation
+
+    web = {"key": "https://www.kingsfund.org.uk/x", "authors": [], "year": None, "text": "King's Fund: co-design groups", "url": "https://www.kingsfund.org.uk/x", "doi": None}
+    study = {"key": "bombard-2018", "authors": ["Bombard"], "year": "2018", "text": "Bombard Y et al (2018) Engaging patients.", "url": None, "doi": "10.1136/bmjqs-2017-007011"}
+    base = dict(n=1, chunk_id="c", source="notes/x.md", title="T", section="S", quote="A quote.", page=None, reference=None, source_url=None)
+    web_card = source_card(Citation(**base, references=[web]), "A quote.")
+    assert "<strong>Source:</strong>" in web_card and "Primary study" not in web_card
+    study_card = source_card(Citation(**base, references=[study]), "A quote.")
+    assert "<strong>Primary study:</strong> Bombard" in study_card and "doi.org/10.1136" in study_card
+
+
+def test_in_text_citations_stay_plain_text():
+    html = answer_html("Involve patients early (NESTA 2013) [1]. See [NESTA 2013](#) and [Bombard et al 2018](https://x.org/a) [2].")
+    assert "(NESTA 2013)" in html
+    assert "](" not in html and "[NESTA" not in html and "<a" not in html
+    assert '<span class="cite">[1]</span>' in html and '<span class="cite">[2]</span>' in html
+
+
+def test_fallback_notice_comes_first_in_plain_sentences(corpus_service):
+    from dataclasses import replace
+
+    answer = corpus_service.ask(LEAD)
+    failed = replace(answer, notice="The ollama model server at http://127.0.0.1:1 is not reachable. Is it running?. The sentences below are quoted from the sources instead.", fallback="unreachable")
+    shown = answer_message(failed)
+    assert shown.startswith('<p class="notice">') and shown.index("notice") < shown.index(answer_html(answer.text)[:30])
+    notice = re.search(r'<p class="notice">(.*?)</p>', shown).group(1)
+    assert "About tab" in notice and "make " not in notice and "?." not in notice and notice.endswith(".")
+    missing = replace(answer, notice="The local backend needs ... Install it with: make local-llm", fallback="not_installed")
+    assert "make" not in answer_message(missing)

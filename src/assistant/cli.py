@@ -231,6 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("remove", help="take a document out of the library (an upload is deleted; a shipped one is hidden)")
+    p.add_argument("source", help="the document id shown by `assistant sources`")
+    p.add_argument("--restore", action="store_true", help="show a hidden document again")
+
+    def cmd_remove(args) -> int:
+        from assistant.hidden import remove_or_hide, restore
+
+        try:
+            if args.restore:
+                restore(_service(), args.source)
+                print(f"{args.source} is shown again and indexed.")
+            else:
+                done = remove_or_hide(_service(), args.source)
+                print(f"Removed {args.source}." if done == "removed" else f"Hidden {args.source}: it stays out of the index after `assistant ingest`; `assistant remove --restore {args.source}` brings it back.")
+        except KeyError as exc:
+            print(f"Error: {exc.args[0]}; see `assistant sources`.", file=sys.stderr)
+            return 2
+        return 0
+
+    p.set_defaults(func=cmd_remove)
+
     p = sub.add_parser("serve", help="start the chat UI")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import ipaddress
 import os
 import re
@@ -10,16 +9,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import gradio as gr
 
-from assistant.cite import WRITTEN_BY
-from assistant.export import conversation_markdown, esc, reference_link, safe_url
+from assistant.export import conversation_docx, conversation_markdown, esc
 from assistant.feedback import FeedbackStore
 from assistant.themes import THEMES
+from assistant.ui_library import LibraryActions, about_tab, document_choices, library_tab, wire_library
+from assistant.ui_prepare import prepare_tab
+from assistant.ui_render import answer_html, answer_message, conversation, highlight, source_card, suggest_followups, turn_messages  # noqa: F401
+from assistant.web_guard import app_kwargs as web_guard_kwargs
 
-CHAT_CONCURRENCY = 8  # answers computed at once; more wait in the queue
+CHAT_CONCURRENCY = 16  # answers computed at once (each takes milliseconds of CPU; most of its time is the streamed pauses)
 QUEUE_SIZE = 64
 STREAM_WORDS = 3  # words per streamed update
 STREAM_PAUSE = 0.02  # seconds between updates: visibly streamed, and other users' threads get the CPU
@@ -32,8 +33,6 @@ BACKEND_LABELS = {
     "openai": "OpenAI-compatible server",
 }
 AUTH_ENV = "ASSISTANT_AUTH"
-UPLOAD_TYPES = "PDF, DOCX, HTML, Markdown or plain text"
-REVIEW_SOURCE = "review/co-production-and-quality-improvement-2020.md"
 
 # One starter per topic theme, worded as facilitators ask.
 STARTERS: list[tuple[str, str]] = [
@@ -47,9 +46,21 @@ CSS = """
 .gradio-container { max-width: 1100px !important; margin: 0 auto; }
 #app-title h1 { font-size: 1.5rem; margin: 0.2em 0; }
 #app-title p { margin: 0.2em 0; }
-.cite { font-weight: 600; color: #0b3d91; white-space: nowrap; }
+#chatbot .message-content, #chatbot .prose, #chatbot .title { overflow-wrap: anywhere; word-break: break-word; min-width: 0; }
+#chatbot .prose a { overflow-wrap: anywhere; word-break: break-all; }
+#chatbot pre, #chatbot code { white-space: pre-wrap; overflow-wrap: anywhere; }
+#chatbot .message.thought + .message-buttons { display: none; }
+.cite { font-weight: 600; color: #0b3d91; white-space: nowrap; cursor: pointer; text-decoration: underline dotted; border-radius: 3px; }
+.cite:focus-visible { outline: 2px solid #0b3d91; outline-offset: 1px; }
 .dark .cite { color: #9cc3ff; }
-.source-card { font-size: 0.95rem; line-height: 1.5; overflow-wrap: anywhere; color: var(--body-text-color) !important; }
+.source-card { font-size: 1rem; line-height: 1.55; overflow-wrap: anywhere; color: var(--body-text-color) !important; opacity: 1 !important; }
+#chatbot .thought .content, #chatbot .thought .content .prose { color: var(--body-text-color) !important; opacity: 1 !important; }
+#chatbot .source-card, #chatbot .source-card p, #chatbot .source-card blockquote { font-size: 1rem !important; line-height: 1.55 !important; }
+.notice { background: #eef4ff; color: #0b2a5b; border-left: 4px solid #0b3d91; padding: 0.35em 0.6em; margin: 0 0 0.6em 0; }
+.dark .notice { background: #1f2a40; color: #dce8ff; }
+#feedback-status:empty { display: none; }
+#library-table table { table-layout: fixed; width: 100%; }
+#library-table td, #library-table th { overflow-wrap: anywhere; }
 .source-card .card-meta { margin: 0 0 0.4em 0; }
 .source-card blockquote { margin: 0.4em 0; padding: 0.4em 0.7em; border-left: 4px solid #0b3d91;
   background: #f4f6fa; color: #111827 !important; max-height: 22em; overflow-y: auto; }
@@ -63,157 +74,64 @@ CSS = """
 .provenance { font-size: 0.85rem; opacity: 0.85; margin-top: 0.5em; }
 @media (max-width: 480px) {
   .gradio-container { padding: 4px !important; }
+  [role="tablist"] button { padding-left: 4px !important; padding-right: 4px !important; font-size: 0.85rem !important; }
   #app-title h1 { font-size: 1.2rem; }
 }
 """
 
-
-# -- rendering (pure functions, each escapes the document text it shows) -------------------------
-
-
-def _leaf(section: str) -> str:
-    parts = [p.strip() for p in re.split(r"\s*>\s*", section or "") if p.strip()]
-    return parts[-1] if parts else ""
-
-
-def _plain_lines(text: str) -> str:
-    """Passage text as written, with Markdown link targets dropped (labels kept) and its line breaks."""
-    text = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"\1", text or "")
-    return re.sub(r"<(https?://[^>\s]+)>", r"\1", text)
-
-
-def _quote_pattern(quote: str) -> str:
-    """A regex for a quoted sentence inside its passage: any whitespace between words, and the
-    emphasis marks (*, _, `) that quoting removed allowed between characters."""
-    words = re.findall(r"\S+", quote or "")
-    return r"[*_`]*\s+[*_`]*".join("[*_`]*".join(re.escape(ch) for ch in word) for word in words)
-
-
-def highlight(passage: str, quote: str) -> str:
-    """The passage as escaped HTML (one block, no blank lines) with the quoted sentence in <mark>."""
-    plain = _plain_lines(passage)
-    pattern = _quote_pattern(quote)
-    match = (re.search(pattern, plain) or re.search(pattern, plain, re.IGNORECASE)) if pattern else None
-    if match:
-        body = esc(plain[: match.start()]) + "<mark>" + esc(match.group(0)) + "</mark>" + esc(plain[match.end() :])
-    else:
-        body = "<mark>" + esc(quote) + "</mark>" + ("<br><br>" + esc(plain) if plain else "")
-    body = re.sub(r"\n\s*\n+", "<br><br>", body.strip())
-    return body.replace("\n", "<br>")
-
-
-def _link(url: str, label: str) -> str:
-    url = safe_url(url)
-    if not url:
-        return ""
-    return f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{esc(label)}</a>'
-
-
-def source_card(citation, passage_text: str | None) -> str:
-    """A source card: document, section path, page, the passage with the quote marked, the primary study."""
-    meta = [f"<strong>Document:</strong> {esc(citation.title)} (<code>{esc(citation.source)}</code>)"]
-    if citation.section:
-        meta.append(f"<strong>Section:</strong> {esc(citation.section)}")
-    if citation.page:
-        meta.append(f"<strong>Page:</strong> {int(citation.page)}")
-    if citation.source_url and safe_url(citation.source_url):
-        meta.append(f"<strong>Original:</strong> {_link(citation.source_url, citation.source_url)}")
-    parts = [
-        '<div class="source-card">',
-        f'<p class="card-meta">{"<br>".join(meta)}</p>',
-        f"<blockquote>{highlight(passage_text or citation.quote, citation.quote)}</blockquote>",
-    ]
-    references = citation.references or ([citation.reference] if citation.reference else [])
-    for ref in references:
-        link = reference_link(ref)
-        label = f"doi:{ref['doi']}" if ref.get("doi") and not ref.get("url") else f"{urlparse(link).netloc or 'link'} ↗"
-        linked = _link(link, label) if link else ""
-        parts.append(f"<p><strong>Primary study:</strong> {esc(ref.get('text') or ref.get('title'))} {linked}</p>")
-    if not references:
-        parts.append("<p><em>No primary study is cited next to this sentence; the document itself is the source.</em></p>")
-    parts.append("</div>")
-    return "".join(parts)
+# [n] markers open their card: a click, Enter or Space on a marker opens the answer's "Sources" group and the
+# card numbered n, then scrolls to it. Markers get role=button and tabindex here because the chat's HTML
+# sanitizer keeps only the class attribute.
+CITE_SCRIPT = """
+(() => {
+  const following = (node, pattern) => [...document.querySelectorAll('#chatbot .title')].find(
+    t => (node.compareDocumentPosition(t) & Node.DOCUMENT_POSITION_FOLLOWING) && pattern.test(t.textContent.trim()));
+  const open = t => { if (!t.classList.contains('expanded')) t.click(); };
+  const activate = cite => {
+    const n = cite.textContent.replace(/\\D/g, '');
+    const sources = following(cite, /^Sources for answer/);
+    if (!sources) return;
+    open(sources);
+    let tries = 0;
+    const find = () => {
+      const group = sources.closest('.thought-group');
+      const card = group && [...group.querySelectorAll('.children .title')].find(t => t.textContent.trim().startsWith('[' + n + ']'));
+      if (!card) { if (tries++ < 40) setTimeout(find, 25); return; }
+      open(card);
+      setTimeout(() => { card.scrollIntoView({block: 'start'}); card.focus({preventScroll: true}); }, 60);
+    };
+    find();
+  };
+  const mark = () => document.querySelectorAll('#chatbot .cite:not([tabindex])').forEach(c => {
+    c.setAttribute('tabindex', '0');
+    c.setAttribute('role', 'button');
+    c.setAttribute('aria-label', 'Open source card ' + c.textContent.replace(/\\D/g, ''));
+  });
+  document.addEventListener('click', e => {
+    const cite = e.target.closest && e.target.closest('#chatbot .cite');
+    if (cite) { e.preventDefault(); e.stopPropagation(); activate(cite); }
+  }, true);
+  document.addEventListener('keydown', e => {
+    const cite = e.target.closest && e.target.closest('#chatbot .cite');
+    if (cite && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); activate(cite); }
+  }, true);
+  new MutationObserver(mark).observe(document.documentElement, {subtree: true, childList: true});
+})();
+"""
 
 
-def answer_html(text: str) -> str:
-    """The answer as escaped Markdown, with [n] markers styled so they read as links to the cards
-    and any sentence the sources do not support marked as such."""
-    from assistant.generate import UNSUPPORTED_NOTE
-
-    body = re.sub(r"\[(\d{1,3})\]", r'<span class="cite">[\1]</span>', esc(text))
-    note = re.escape(esc(UNSUPPORTED_NOTE))
-    return re.sub(rf"⚠ (.*?) {note}", rf'<span class="unsupported">⚠ \1 <em>{esc(UNSUPPORTED_NOTE)}</em></span>', body)
-
-
-def provenance(answer) -> str:
-    """Who wrote the answer and how it was checked, then any notice (fallback, flagged sentences)."""
-    lines = []
-    if answer.model and not answer.abstained:
-        lines.append(WRITTEN_BY.format(model=esc(answer.model)))
-    if answer.notice:
-        lines.append(esc(answer.notice))
-    return "".join(f'<p class="provenance"><em>{line}</em></p>' for line in lines)
-
-
-def suggest_followups(answer, asked: list[str]) -> list[str]:
-    """Deterministic next questions: the sections the answer drew on, then an unasked starter."""
-    suggestions: list[str] = []
-    sources = answer.citations or [type("P", (), {"section": p.chunk.section})() for p in answer.passages[:3]]
-    for item in sources:
-        leaf = _leaf(item.section)
-        if leaf and len(leaf) < 90 and leaf.lower() not in ("references", "introduction"):
-            question = f'Tell me more about "{leaf}"'
-            if question not in suggestions and question not in asked:
-                suggestions.append(question)
-        if len(suggestions) == 2:
-            break
-    themes = {t for p in answer.passages[:3] for t in p.chunk.themes}
-    for theme, question in STARTERS:
-        if theme not in themes and question not in asked:
-            suggestions.append(question)
-            break
-    return suggestions[:3]
-
-
-def turn_messages(number: int, turn: dict) -> list[gr.ChatMessage]:
-    """The chat messages of one turn: the question, the answer, and one card per citation."""
-    messages = [gr.ChatMessage(role="user", content=esc(turn["question"]))]
-    if turn.get("error"):
-        messages.append(gr.ChatMessage(role="assistant", content=esc(turn["error"])))
-        return messages
-    answer = turn["answer_obj"]
-    messages.append(gr.ChatMessage(role="assistant", content=answer_html(answer.text) + provenance(answer)))
-    passages = {p.chunk.chunk_id: p.chunk.text for p in answer.passages}
-    if answer.citations:
-        parent = f"sources-{number}"
-        messages.append(
-            gr.ChatMessage(
-                role="assistant",
-                content="Open a card to see the passage, with the quoted sentence highlighted, and the study it cites.",
-                metadata={"title": f"Sources for answer {number} ({len(answer.citations)} card{'s' if len(answer.citations) != 1 else ''})", "id": parent},
-            )
-        )
-        for c in answer.citations:
-            where = esc(c.title) + (f" › {esc(_leaf(c.section))}" if c.section else "")
-            metadata = {"title": f"[{c.n}] {where}", "id": f"{parent}-{c.n}", "parent_id": parent, "status": "done"}
-            if c.page:
-                metadata["log"] = f"page {int(c.page)}"
-            messages.append(gr.ChatMessage(role="assistant", content=source_card(c, passages.get(c.chunk_id)), metadata=metadata))
-    suggestions = turn.get("suggestions") or []
-    if suggestions:  # Gradio shows the options of the last top-level message of the latest answer
-        top_level = [m for m in messages if not (m.metadata or {}).get("parent_id")]
-        top_level[-1].options = [{"value": s, "label": s} for s in suggestions]
-    return messages
-
-
-def conversation(turns: list[dict]) -> tuple[list[gr.ChatMessage], list[int]]:
-    """All messages, and for each message the number (1-based) of the turn it belongs to."""
-    messages, owners = [], []
-    for number, turn in enumerate(turns, start=1):
-        these = turn_messages(number, turn)
-        messages += these
-        owners += [number] * len(these)
-    return messages, owners
+def head_html() -> str:
+    """A <script src> for CITE_SCRIPT. The page's content security policy runs no inline script that Gradio
+    inserts, but does run same-origin files: the script is written where Gradio serves files from."""
+    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "assistant-ui"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "cite-links.js"
+    if not script.exists() or script.read_text(encoding="utf-8") != CITE_SCRIPT:
+        tmp = folder / f"cite-links.{os.getpid()}.tmp"
+        tmp.write_text(CITE_SCRIPT, encoding="utf-8")
+        os.replace(tmp, script)
+    gr.set_static_paths([str(folder)])
+    return f'<script src="/gradio_api/file={script.resolve().as_posix()}"></script>'
 
 
 def _answered(turns: list[dict]) -> list[dict]:
@@ -229,16 +147,7 @@ def _answer_choices(turns: list[dict]) -> list[tuple[str, int]]:
     return choices
 
 
-def _document_choices(sources: list[dict]) -> list[tuple[str, str]]:
-    return [("All documents", "")] + [(d["short_title"] or d["source"], d["source"]) for d in sources]
-
-
-BACKEND_NOTES = {
-    "extractive": "answers are sentences quoted from the sources, never generated text.",
-    "local": "a language model on this computer writes answers; every sentence is checked against the passage it cites.",
-    "ollama": "a language model on the configured Ollama server writes answers; every sentence is checked against the passage it cites.",
-    "openai": "a language model on the configured OpenAI-compatible server writes answers (the question and passages are sent to it); every sentence is checked against the passage it cites.",
-}
+_document_choices = document_choices
 
 
 def writing(draft: str) -> gr.ChatMessage:
@@ -282,7 +191,7 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 # -- the app ---------------------------------------------------------------------------------------
 
 
-class ChatUI:
+class ChatUI(LibraryActions):
     """Event handlers over one shared service; per-user state lives in gr.State."""
 
     def __init__(self, service):
@@ -329,7 +238,7 @@ class ChatUI:
             yield "", conversation(turns)[0], turns, gr.skip()
             return
         if chosen == "extractive":  # computed in milliseconds: streamed word by word so it reads as an answer
-            text = answer_html(answer.text)
+            text = answer_message(answer)
             pieces = re.findall(r"\S+\s*", text)
             for end in range(STREAM_WORDS, len(pieces), STREAM_WORDS):
                 yield "", shown + [question_msg, gr.ChatMessage(role="assistant", content="".join(pieces[:end]))], turns, gr.skip()
@@ -405,9 +314,10 @@ class ChatUI:
         if not feedback_id:
             return rated, "Only answers can be rated.", gr.skip(), gr.skip()
         verdict = "helpful" if data.liked else "not helpful"
+        gr.Info(f"Thank you: answer {number} is marked {verdict}.")
         return (
             rated,
-            f"Saved: answer {number} marked {verdict}. Add a comment below if you like.",
+            f"Thank you: answer {number} is marked {verdict} and saved on this computer. You can add a comment under “Rate an answer”.",
             gr.Dropdown(value=number),
             "up" if data.liked else "down",
         )
@@ -426,147 +336,22 @@ class ChatUI:
 
     # export -------------------------------------------------------------------------------------
 
-    def export(self, turns):
+    def export(self, turns, fmt: str = "md"):
+        """The conversation as a Markdown (md) or Word (docx) file; returns its path."""
         records = [
             {"question": t["question"], "answer": t.get("answer") or {"answer": t.get("error", "")}, "document": t.get("document"), "theme": t.get("theme")}
             for t in turns or []
         ]
-        target = self.export_dir / f"conversation-{time.strftime('%Y%m%d-%H%M%S')}-{len(records)}.md"
-        target.write_text(conversation_markdown(records), encoding="utf-8")
+        fmt = "docx" if str(fmt or "").lower().lstrip(".") == "docx" else "md"
+        target = Path(tempfile.mkdtemp(dir=self.export_dir)) / f"conversation-{time.strftime('%Y%m%d-%H%M%S')}-{len(records)}.{fmt}"
+        if fmt == "docx":
+            target.write_bytes(conversation_docx(records))
+        else:
+            target.write_text(conversation_markdown(records), encoding="utf-8")
         return str(target)
 
-    # library ------------------------------------------------------------------------------------
-
-    def library_rows(self) -> list[list]:
-        return [[d["short_title"], d["source"], d["chunks"], (d.get("added_at") or "").replace("T", " "), d.get("licence") or ""] for d in self.service.sources()]
-
-    def refresh(self):
-        sources = self.service.sources()
-        documents = _document_choices(sources)
-        removable = [(label, value) for label, value in documents if value]
-        return (
-            self.library_rows(),
-            gr.Dropdown(choices=documents),
-            gr.Dropdown(choices=removable, value=None),
-            self.about_markdown(),
-            self.licences_markdown(),
-            self.note_sources_markdown(),
-        )
-
-    def add_documents(self, files, progress=gr.Progress()):
-        from assistant.service import UploadError
-
-        lines, saved = [], []
-        for item in files or []:
-            path = Path(item if isinstance(item, (str, Path)) else getattr(item, "name", item))
-            name = path.name
-            try:
-                saved.append((name, self.service.save_upload(name, path.read_bytes())))
-            except UploadError as exc:
-                lines.append(f"- Not added: {esc(exc)}")
-            except OSError as exc:
-                lines.append(f"- Not added: {esc(name)}: could not read the upload ({esc(exc.strerror or exc)})")
-        if saved:
-            progress((0, len(saved)), desc="Indexing", unit="files")
-
-            def report(done, total, current):
-                progress((done, total), desc=f"Indexing {current}" if current else "Finishing the index", unit="files")
-
-            result = self.service.ingest([p for _, p in saved], progress=report)
-            by_path = {Path(o.path).resolve(): o for o in result.outcomes}
-            for name, path in saved:
-                outcome = by_path.get(path.resolve())
-                if outcome is None:
-                    lines.append(f"- Not added: {esc(name)}: not indexed")
-                elif outcome.status == "failed":
-                    lines.append(f"- Not added: {esc(name)}: could not be indexed: {esc(outcome.message)}")
-                    path.unlink(missing_ok=True)  # a file that cannot be read is not kept in uploads
-                else:
-                    note = f" ({esc(outcome.message)})" if outcome.message else ""
-                    lines.append(f"- Added: {esc(name)}: {outcome.status}, {outcome.chunks} passages, as `{esc(outcome.source)}`{note}")
-        if not lines:
-            lines.append(f"Choose one or more files first ({UPLOAD_TYPES}).")
-        summary = "\n".join(lines)
-        return (summary, None, *self.refresh())
-
-    def remove_document(self, source):
-        if not source:
-            return ("Choose a document to remove.", *self.refresh())
-        try:
-            self.service.remove_document(source)
-        except KeyError:
-            return (f"{esc(source)} is not in the library.", *self.refresh())
-        return (f"Removed `{esc(source)}` from the library.", *self.refresh())
-
-    # about --------------------------------------------------------------------------------------
-
-    def _sources(self) -> list[dict]:
-        try:
-            return self.service.sources()
-        except Exception:  # the About tab must render even without an index
-            return []
-
-    def about_markdown(self) -> str:
-        stats = self.service.stats()
-        chunking = stats.get("chunking") or {}
-        lines = [
-            "### This assistant",
-            f"- **Answer backend:** {esc(stats.get('backend'))}: {esc(BACKEND_NOTES.get(stats.get('backend'), ''))}",
-            f"- **Documents indexed:** {stats.get('documents', 0)}; **passages:** {stats.get('chunks', 0)}",
-            f"- **Embedding model:** {esc(stats.get('embedding_model') or 'none yet')}",
-            f"- **Chunking:** {esc(chunking.get('size', '?'))} characters, {esc(chunking.get('overlap', '?'))} overlap" if chunking else "- **Chunking:** no index yet",
-            f"- **Index built:** {esc((stats.get('built_at') or 'never').replace('T', ' '))}",
-            f"- **Themes:** {esc(', '.join(THEMES.values()))}",
-            "",
-            "### Privacy",
-            self.privacy_line(),
-            f"- Feedback is kept in `{esc(self.feedback.path)}`.",
-            f"- Uploads are kept in `{esc(self.service.settings.uploads_dir)}` (limit {self.service.settings.max_file_mb:g} MB a file).",
-        ]
-        return "\n".join(lines)
-
-    def privacy_line(self) -> str:
-        settings = self.service.settings
-        servers = {"ollama": settings.ollama_url, "openai": settings.openai_base_url}
-        line = "- Everything runs on this computer: questions, documents and feedback never leave it, and usage analytics are off."
-        if settings.backend in servers:
-            url = esc(servers[settings.backend])
-            line += f" Exception: with the {esc(settings.backend)} backend, each question and the passages found for it go to {url}."
-        return line
-
-    def licences_markdown(self) -> str:
-        """Each document's licence, and the review's attribution line (Open Government Licence v3.0)."""
-        documents = self._sources()
-        lines = ["### Sources and licences", ""]
-        review = next((d for d in documents if d["source"] == REVIEW_SOURCE), None)
-        if review and review.get("attribution"):
-            lines += [f"> {esc(review['attribution'])}", ""]
-        for d in documents:
-            licence = d.get("licence") or ("see its sources below" if d.get("sources") else "not stated")
-            url = _link(d.get("source_url") or "", "original")
-            lines.append(f"- **{esc(d['short_title'])}** (`{esc(d['source'])}`): {esc(licence)} {url}".rstrip())
-            if d.get("attribution") and d["source"] != REVIEW_SOURCE:
-                lines.append(f"  - {esc(d['attribution'])}")
-        if len(lines) == 2:
-            from assistant.locations import no_index_message
-
-            message = no_index_message(self.service.settings.index_dir)
-            lines.append(esc(f"{message[0].upper()}{message[1:]}."))
-        return "\n".join(lines)
-
-    def note_sources_markdown(self) -> str:
-        """Where each note's information comes from, with each source's licence (front matter `sources`)."""
-        lines = []
-        for d in self._sources():
-            if not d.get("sources"):
-                continue
-            lines.append(f"**{esc(d['short_title'])}**")
-            lines.append("")
-            for s in d["sources"]:
-                link = _link(s.get("url") or "", s.get("publisher") or s.get("url") or "link") or esc(s.get("publisher") or "")
-                lines.append(f"- {link}: {esc(s.get('licence') or 'licence not stated')}")
-            lines.append("")
-        return "\n".join(lines) or "No document lists its sources."
+    def export_docx(self, turns):
+        return self.export(turns, "docx")
 
 
 def build_app(service) -> gr.Blocks:
@@ -618,12 +403,13 @@ def build_app(service) -> gr.Blocks:
                         scale=5,
                         min_width=260,
                         elem_id="question",
-                        autofocus=True,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                feedback_status = gr.Markdown(elem_id="feedback-status")
                 with gr.Row():
                     clear = gr.Button("New conversation", variant="secondary", size="sm", min_width=120)
-                    export = gr.Button("Export conversation (Markdown)", size="sm", min_width=120, elem_id="export")
+                    export = gr.Button("Export (Markdown)", size="sm", min_width=120, elem_id="export")
+                    export_word = gr.Button("Export (Word)", size="sm", min_width=120, elem_id="export-docx")
                 export_file = gr.File(label="Download the conversation", interactive=False, visible=False, elem_id="export-file")
                 with gr.Accordion("Rate an answer", open=False, elem_id="feedback"):
                     gr.Markdown("Use the thumbs under an answer, or choose it here. A comment helps us add a test for it.")
@@ -632,37 +418,15 @@ def build_app(service) -> gr.Blocks:
                         rating = gr.Radio([("Helpful", "up"), ("Not helpful", "down")], label="Rating", min_width=200)
                     comment = gr.Textbox(label="Comment (optional)", lines=2, placeholder="What was missing or wrong?")
                     send_feedback = gr.Button("Send feedback", size="sm")
-                    feedback_status = gr.Markdown(elem_id="feedback-status")
+
+            with gr.Tab("Prepare a session", id="prepare"):
+                prepare_tab(service)
 
             with gr.Tab("Library", id="library"):
-                library = gr.Dataframe(
-                    value=ui.library_rows(),
-                    headers=["Title", "Document id", "Passages", "Added", "Licence"],
-                    datatype=["str", "str", "number", "str", "str"],
-                    interactive=False,
-                    wrap=True,
-                    label="Indexed documents",
-                    elem_id="library-table",
-                )
-                files = gr.File(
-                    label=f"Add documents: {UPLOAD_TYPES}, up to {service.settings.max_file_mb:g} MB each",
-                    file_count="multiple",
-                    type="filepath",
-                    elem_id="upload",
-                )
-                add = gr.Button("Add to library", variant="primary", elem_id="add-documents")
-                upload_report = gr.Markdown(elem_id="upload-report")
-                with gr.Row():
-                    removable = gr.Dropdown(
-                        [c for c in _document_choices(sources) if c[1]], value=None, label="Remove a document", min_width=200
-                    )
-                    remove = gr.Button("Remove", variant="stop", min_width=100, elem_id="remove-document")
+                library = library_tab(ui, sources, service.settings.max_file_mb)
 
             with gr.Tab("About", id="about"):
-                about = gr.Markdown(ui.about_markdown(), elem_id="about")
-                licences = gr.Markdown(ui.licences_markdown(), elem_id="licences")
-                with gr.Accordion("Where each note's information comes from", open=False):
-                    note_sources = gr.Markdown(ui.note_sources_markdown(), elem_id="note-sources")
+                about = about_tab(ui)
 
         ask_outputs = [message, chatbot, turns, rated_answer]
         chat_events = dict(concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat", show_progress="hidden")
@@ -675,20 +439,16 @@ def build_app(service) -> gr.Blocks:
 
         chatbot.like(ui.rate_message, [turns, rated], [rated, feedback_status, rated_answer, rating], api_name="rate_message")
         send_feedback.click(ui.send_feedback, [rated_answer, rating, comment, turns, rated], [rated, feedback_status], api_name="feedback")
-        export.click(ui.export, [turns], [export_file], api_name="export").then(
-            lambda: gr.File(visible=True), None, [export_file], api_name="show_export", api_visibility="private"
-        )
-
-        library_outputs = [library, document, removable, about, licences, note_sources]
-        library_events = dict(concurrency_limit=1, concurrency_id="library")
-        add.click(ui.add_documents, [files], [upload_report, files, *library_outputs], api_name="add_documents", **library_events)
-        remove.click(ui.remove_document, [removable], [upload_report, *library_outputs], api_name="remove_document", **library_events)
-        app.load(ui.refresh, None, library_outputs, api_name="refresh_library", show_progress="hidden")
+        show = dict(fn=lambda: gr.File(visible=True), inputs=None, outputs=[export_file], api_visibility="private")
+        export.click(ui.export, [turns], [export_file], api_name="export").then(api_name="show_export", **show)
+        export_word.click(ui.export_docx, [turns], [export_file], api_name="export_docx").then(api_name="show_export_docx", **show)
+        wire_library(app, ui, library, about, document, backend)
 
     app.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     app.assistant_ui = ui
     app.launch_options = {
         "css": CSS,
+        "head": head_html(),
         "theme": gr.themes.Default(primary_hue="blue", secondary_hue="slate", neutral_hue="slate"),
         "max_file_size": int(service.settings.max_file_mb * 2_000_000),
         "footer_links": [],
@@ -721,6 +481,7 @@ def serve(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, auth
         pwa=False,
         mcp_server=False,
         enable_monitoring=False,
+        app_kwargs=web_guard_kwargs(host),  # Host/Origin checks, CSP, login limit, no file= URL fetching
         **getattr(app, "launch_options", {}),
     )
 
