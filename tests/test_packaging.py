@@ -21,16 +21,14 @@ SHIPPED = ("corpus", "prompts", "evals")
 BUILD_INPUTS = ("pyproject.toml", "README.md", "src", *SHIPPED)
 
 
-def _repo_files(folder: str) -> set[str]:
-    root = REPO / folder
+def _files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The wheel `pip install .` would install, built from a copy so the checkout gets no build/ folder."""
-    work = tmp_path_factory.mktemp("wheel-build")
-    source = work / "source"
+def source(tmp_path_factory) -> Path:
+    """A copy of what the wheel is built from, so the checkout gets no build/ folder (and edits meanwhile don't race)."""
+    source = tmp_path_factory.mktemp("wheel-build") / "source"
     for name in BUILD_INPUTS:
         origin = REPO / name
         if origin.is_dir():
@@ -38,7 +36,12 @@ def wheel(tmp_path_factory) -> Path:
         else:
             source.mkdir(exist_ok=True)
             shutil.copy2(origin, source / name)
-    out = work / "dist"
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(source) -> Path:
+    out = source.parent / "dist"
     # --no-build-isolation: the venv's setuptools builds it, so the test needs no package index.
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(source)],
@@ -55,15 +58,16 @@ def wheel_names(wheel) -> set[str]:
         return set(archive.namelist())
 
 
-def test_the_wheel_holds_every_module(wheel_names):
-    modules = {f"assistant/{p.relative_to(REPO / 'src/assistant').as_posix()}" for p in (REPO / "src/assistant").rglob("*.py")
-               if "__pycache__" not in p.parts}
-    assert modules - wheel_names == set(), "add the subpackage to [tool.setuptools] packages in pyproject.toml"
+def test_the_wheel_holds_every_module_and_data_file(source, wheel_names):
+    """Every file under src/assistant/: modules, and data such as data/activities.yaml and data/plan.html.j2."""
+    files = {f"assistant/{name}" for name in _files(source / "src/assistant")}
+    assert "assistant/cli.py" in files
+    assert files - wheel_names == set(), "add the subpackage or data pattern to [tool.setuptools] in pyproject.toml"
 
 
 @pytest.mark.parametrize("folder", SHIPPED)
-def test_the_wheel_holds_every_shipped_file(wheel_names, folder):
-    expected = {f"assistant/{SHIPPED_PACKAGE}/{folder}/{name}" for name in _repo_files(folder)}
+def test_the_wheel_holds_every_shipped_file(source, wheel_names, folder):
+    expected = {f"assistant/{SHIPPED_PACKAGE}/{folder}/{name}" for name in _files(source / folder)}
     assert expected, f"{folder}/ is empty in the checkout"
     assert expected - wheel_names == set()
 
@@ -86,7 +90,7 @@ import assistant, assistant.locations as loc
 from assistant.settings import Settings
 from assistant.prompts import load_prompt
 from assistant.evaluation.command import EVALS_DIR
-from assistant.session_plan import ACTIVITIES_FILE
+from assistant.plan_data import activity_texts, audience_texts
 settings = Settings()
 print(json.dumps({
     "package": assistant.__file__,
@@ -96,12 +100,12 @@ print(json.dumps({
     "corpus": sorted(p.relative_to(settings.corpus_dir).as_posix() for p in settings.corpus_dir.rglob("*.md")),
     "prompt": load_prompt("answer").label,
     "evals": sorted(p.name for p in EVALS_DIR.glob("*.yaml")),
-    "activities": ACTIVITIES_FILE.is_file(),
+    "plan_data": [bool(activity_texts()), bool(audience_texts())],
 }))
 """
 
 
-def test_an_installed_package_finds_its_files_and_a_per_user_data_folder(wheel, tmp_path):
+def test_an_installed_package_finds_its_files_and_a_per_user_data_folder(source, wheel, tmp_path):
     """The wheel unpacked is what pip puts in site-packages; run from an unrelated folder with no checkout in sight."""
     site = tmp_path / "site-packages"
     with zipfile.ZipFile(wheel) as archive:
@@ -118,7 +122,7 @@ def test_an_installed_package_finds_its_files_and_a_per_user_data_folder(wheel, 
     assert found["is_checkout"] is False
     assert Path(found["project_root"]) == site / "assistant" / SHIPPED_PACKAGE
     assert Path(found["data_dir"]) == tmp_path / "xdg" / APP_NAME
-    assert set(found["corpus"]) == {n for n in _repo_files("corpus") if n.endswith(".md")}
+    assert set(found["corpus"]) == {n for n in _files(source / "corpus") if n.endswith(".md")}
     assert found["prompt"] == load_prompt("answer").label  # the newest version, as in the checkout
-    assert found["evals"] == sorted(n for n in _repo_files("evals") if n.endswith(".yaml"))
-    assert found["activities"] is True
+    assert found["evals"] == sorted(n for n in _files(source / "evals") if n.endswith(".yaml"))
+    assert found["plan_data"] == [True, True]  # activities.yaml and audiences.yaml from the package
