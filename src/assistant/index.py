@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 import weakref
@@ -334,28 +335,18 @@ class LoadedIndex:
     """One generation opened for querying: dense search through LangChain's Chroma, BM25, chunk table."""
 
     def __init__(self, generation: Path, embedder: Embedder):
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-        from langchain_chroma import Chroma
-
         self.generation = generation
-        lease = acquire_lease(generation)
-        self._finalizer = weakref.finalize(self, _release, lease, [])
+        self._embedder = embedder
+        self._guard = threading.Lock()
+        self._searching = 0
+        self.retired = False
+        self._open_store()  # the lease first: nothing below may be deleted while we read it
         self.manifest = tolerant_manifest(json.loads((generation / "manifest.json").read_text(encoding="utf-8")))
         self.chunks: list[Chunk] = []
         with open(generation / "chunks.jsonl", encoding="utf-8") as handle:
             for line in handle:
                 self.chunks.append(Chunk.from_dict(json.loads(line)))
         self.position = {c.chunk_id: i for i, c in enumerate(self.chunks)}
-        self._client = chromadb.PersistentClient(path=str(generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _release, lease, [self._client])
-        self.vectorstore = Chroma(
-            client=self._client,
-            collection_name=COLLECTION,
-            embedding_function=embedder.model,
-            create_collection_if_not_exists=False,
-        )
         self._stemmer = _stemmer()
         self.bm25 = None
         if self.chunks:
@@ -369,7 +360,42 @@ class LoadedIndex:
             self.sentences_by_chunk.setdefault(chunk_id, []).append(row)
         self.references: dict[str, dict] = json.loads((generation / "references.json").read_text(encoding="utf-8"))
 
+    def _open_store(self) -> None:
+        """Lease the generation and open its Chroma store (the only part read from disk after loading)."""
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+        from langchain_chroma import Chroma
+
+        lease = acquire_lease(self.generation)
+        self._finalizer = weakref.finalize(self, _release, lease, [])
+        self._client = chromadb.PersistentClient(path=str(self.generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _release, lease, [self._client])
+        self.vectorstore = Chroma(
+            client=self._client,
+            collection_name=COLLECTION,
+            embedding_function=self._embedder.model,
+            create_collection_if_not_exists=False,
+        )
+
     def dense_search(self, query_vector: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
+        with self._guard:
+            if not self._finalizer.alive:
+                # Released after a swap while this caller still held the object: lease it again if it still exists.
+                try:
+                    self._open_store()
+                except GenerationGone:
+                    raise IndexMissing("the index was replaced while this question was being answered; please ask again") from None
+            self._searching += 1
+        try:
+            return self._dense_search(query_vector, k, where)
+        finally:
+            with self._guard:
+                self._searching -= 1
+                if self.retired and not self._searching:
+                    self._finalizer()
+
+    def _dense_search(self, query_vector: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
         """(chunk id, cosine distance) nearest first.
 
         LangChain's Chroma wrapper hands back the raw distance from this call, not a similarity;
@@ -400,13 +426,15 @@ class LoadedIndex:
         return self.references.get(f"{key}@{source}")
 
     def close(self) -> None:
-        """Let this generation go. Its files and Chroma system are released when the last user of the
-        object drops it (a question still running on it in another thread finishes normally)."""
-        self.retired = True
+        """Let this generation go: its lease and Chroma system are released now, or when a search still
+        running on it finishes. A caller that still holds the object and searches again re-leases it
+        (if an ingest has deleted it meanwhile, that search raises IndexMissing)."""
+        with self._guard:
+            self.retired = True
+            if not self._searching:
+                self._finalizer()
 
-    def release(self) -> None:
-        """Release now: only for a caller that knows nothing else uses this object."""
-        self._finalizer()
+    release = close
 
 
 def _release(lease, clients: list) -> None:
