@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.conversation import MAX_CONTEXT_CHARS, looks_like_follow_up, standalone_query
+from assistant.conversation import MAX_CONTEXT_CHARS, keeps_topic, looks_like_follow_up, standalone_query
 
 EARLIER = "Does a co-design workshop really need a facilitator, or can the project lead just chair it?"
 
@@ -64,3 +64,33 @@ def test_a_long_earlier_question_is_cut_at_a_word_boundary():
     assert len(context) <= MAX_CONTEXT_CHARS
     assert earlier.startswith(context) and earlier[len(context)] == " "
     assert query.endswith(" And what about that?")
+
+
+SELDOM_HEARD = "how do you reach seldom heard groups for a codesign project"
+DROP_OUT = "and what if they drop out halfway?"
+
+
+def test_a_follow_up_about_the_people_keeps_its_own_topic():
+    """"they" stands for the people asked about; the search is for them dropping out of co-design, not for
+    reaching them again (the whole earlier question joined on drowned the new topic)."""
+    query = standalone_query(DROP_OUT, [SELDOM_HEARD])
+    assert query == "and what if participants drop out halfway? (for a codesign project)"
+    assert "reach" not in query, "the earlier question's own topic does not come back"
+
+
+def test_a_follow_up_without_people_to_stand_for_is_joined_as_before():
+    assert standalone_query("And who is it shown to?", ["What is a trigger film?"]) == "What is a trigger film? And who is it shown to?"
+
+
+@pytest.mark.parametrize(
+    ("rewritten", "kept"),
+    [
+        ("What if participants drop out halfway through a co-design project?", True),
+        ("What if seldom heard groups drop out halfway through recruitment?", True),
+        ("What if they drop out halfway?", False),  # nothing of the earlier question
+        ("How do you handle dropouts in a codesign project?", False),  # the user's words lost
+        ("How do we reach seldom heard groups?", False),  # the follow-up lost
+    ],
+)
+def test_a_model_rewrite_must_keep_both_topics(rewritten, kept):
+    assert keeps_topic(rewritten, DROP_OUT, [SELDOM_HEARD]) is kept

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field, replace
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from assistant.answer import Answer, ExtractiveAnswerer, ScoredSentence
-from assistant.cite import Citation, SupportScorer, _CARRIES_DISAGREEMENT, cited_sentences, numbers_in, states_disagreement  # noqa: F401 (numbers_in re-exported)
+from assistant.cite import (  # noqa: F401 (numbers_in re-exported)
+    _CARRIES_DISAGREEMENT,
+    Citation,
+    SupportScorer,
+    cited_sentences,
+    lexical_support,
+    numbers_in,
+    states_disagreement,
+)
 from assistant.llm import ModelError, explain, model_label, stream_text
 from assistant.prompts import load_prompt
 from assistant.retrieve import Passage, Retrieval
@@ -369,7 +377,9 @@ class GenerativeAnswerer:
         support = supporting(cited)
         action = "kept"
         if not support:
-            support = supporting([n for n in by_number if n not in cited])[:1]
+            # the excerpt the sentence repeats most closely first: that is the one the model drew on
+            others = sorted((n for n in by_number if n not in cited), key=lambda n: -lexical_support(sentence.text, by_number[n].text))
+            support = supporting(others)[:1]
             action = "recited" if support else ("dropped" if self.settings.unsupported_sentences == "drop" else "flagged")
         check["supported_by"] = support
         check["action"] = action
