@@ -77,28 +77,58 @@ def test_folder_hash_and_git_commit(tmp_path):
 
 def test_junit_xml_one_testcase_per_turn_with_failures(report_dir):
     root = ET.parse(report_dir / "junit.xml").getroot()
-    assert root.tag == "testsuites" and root.get("tests") == "6" and root.get("failures") == "2"
+    assert root.tag == "testsuites" and root.get("tests") == "6" and root.get("failures") == "3"
     (suite,) = root.findall("testsuite")
-    assert suite.get("name") == "tiny" and suite.get("tests") == "6" and suite.get("failures") == "2" and suite.get("errors") == "0"
+    assert suite.get("name") == "tiny" and suite.get("tests") == "6" and suite.get("failures") == "3" and suite.get("errors") == "0"
     assert {p.get("name") for p in suite.find("properties")} >= {"corpus_hash", "embedding_model", "backend", "git_commit", "judged"}
     cases = {c.get("name"): c for c in suite.findall("testcase")}
     assert list(cases) == ["ebcd-001", "ebcd-001#1", "ebcd-002", "run-001", "oos-001", "adv-001"]
     assert cases["ebcd-001"].get("classname") == "eval.tiny.ebcd" and float(cases["ebcd-001"].get("time")) == pytest.approx(0.012)
     failed = {name: c.find("failure").get("message") for name, c in cases.items() if c.find("failure") is not None}
-    assert set(failed) == {"run-001", "adv-001"}
+    assert set(failed) == {"ebcd-002", "run-001", "adv-001"}
     assert "retrieval missed" in failed["run-001"] and "declined an answerable question" in failed["run-001"]
     assert failed["adv-001"] == "answered a question it should have declined"
+    # ebcd-002 is answered with its evidence in the top 5, but one of its two key points is missing.
+    assert failed["ebcd-002"] == "missing key points: forty"
 
 
 def test_turn_failures_rules():
-    def case(answerable, **scores):
-        return {"answerable": answerable, "scores": scores, "response": {}}
+    def case(answerable, details=None, findings=None, response=None, **scores):
+        return {"answerable": answerable, "scores": scores, "details": details or {}, "hygiene_findings": findings or [],
+                "response": response or {}}
 
-    assert turn_failures(case(True, **{"hit@5": 1.0, "abstained": False})) == []
-    assert turn_failures(case(True, **{"hit@5": 0.0, "abstained": False})) == ["retrieval missed: no evidence passage in the top 5"]
-    assert turn_failures(case(True, **{"hit@5": 1.0, "abstained": True})) == ["declined an answerable question"]
-    assert turn_failures(case(False, abstained=True)) == []
+    answered = {"hit@5": 1.0, "abstained": False, "coverage": "answered", "declined": False}
+    assert turn_failures(case(True, **answered, keypoint_coverage=1.0)) == []
+    assert turn_failures(case(True, **{**answered, "hit@5": 0.0})) == ["retrieval missed: no evidence passage in the top 5"]
+    assert turn_failures(case(True, **{"hit@5": 1.0, "abstained": True, "coverage": "declined", "declined": True})) == [
+        "declined an answerable question"]
+    # Key-point coverage 0.0 (or anything short of every group) fails a turn that was answered.
+    assert turn_failures(case(True, **answered, keypoint_coverage=0.0)) == ["missing key points (coverage 0.00)"]
+    assert turn_failures(case(True, {"missing_key_points": [["64", "sixty-four"]]}, **answered, keypoint_coverage=0.5)) == [
+        "missing key points: 64 / sixty-four"]
+    # A partial answer declines what was asked: right for an unanswerable turn, wrong for an answerable one.
+    partial = {"abstained": False, "coverage": "partial", "declined": True}
+    assert turn_failures(case(False, **partial)) == []
+    assert turn_failures(case(True, response={"lacking": ["a payment rate"]}, **{**partial, "hit@5": 1.0})) == [
+        "said the sources lack what was asked on an answerable question (a payment rate)"]
+    assert turn_failures(case(False, abstained=True)) == []  # a run from before `coverage` existed
     assert turn_failures(case(False, abstained=False)) == ["answered a question it should have declined"]
+    assert turn_failures(case(False, **{**answered, "declined": None})) == ["answered a question it should have declined"]
+    # Hygiene findings and citations that do not support their claim fail any turn.
+    assert turn_failures(case(False, findings=["markdown debris (bold): **x**"], **partial)) == [
+        "hygiene (1): markdown debris (bold): **x**"]
+    checks = {"citations": [{"marker": 2, "valid": True, "supported": False, "problem": "[2] does not support its sentence"}]}
+    assert turn_failures(case(True, checks, **answered, keypoint_coverage=1.0)) == ["unsupported citation: [2] does not support its sentence"]
+
+
+def test_headline_counts_turns_and_gates():
+    from assistant.evaluation.verdict import headline
+
+    ok = {"answerable": False, "scores": {"declined": True}}
+    bad = {"answerable": False, "scores": {"declined": False}}
+    assert headline({"cases": [ok, bad, ok], "gates": []}) == "2 of 3 turns pass; no gates set."
+    gates = [{"gate": "hit@5=0.8", "passed": True}, {"gate": "hygiene_clean=1", "passed": False}]
+    assert headline({"cases": [ok], "gates": gates}) == "1 of 1 turns pass; 1 of 2 gates held (failed: hygiene_clean=1)."
 
 
 def test_junit_strips_characters_xml_cannot_hold():
@@ -121,14 +151,32 @@ def test_html_is_self_contained_escaped_and_has_charts(report_dir):
     assert not re.search(r"""(?:src|href)\s*=\s*["']?https?:""", page), "no external resources"
     assert "@import" not in page and "<link" not in page
     assert "judged metrics: not run (no LLM backend configured)" in page
+    assert "answers-the-question: not run (the service has no cross-encoder)" in page
+
+
+def test_html_opens_with_the_headline_and_failing_turns_first(report_dir):
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    assert '<p class="headline bad">3 of 6 turns pass; no gates set.</p>' in page
+    failing = page.index("<h2>Failing turns (3)</h2>")
+    assert failing < page.index("<h2>By theme</h2>") < page.index("<h2>Every turn (6, failing first)</h2>")
+    top = page[failing:page.index("<h2>", failing + 5)]
+    assert [m for m in re.findall(r"<tr><td>([a-z]+-\d{3}(?:#\d)?)<br>", top)] == ["ebcd-002", "run-001", "adv-001"]
+    assert "missing key points: forty" in top and "answered a question it should have declined" in top
+    every = page[page.index("<h2>Every turn"):]
+    order = re.findall(r"<tr><td>([a-z]+-\d{3}(?:#\d)?)<br>", every)
+    assert order == ["ebcd-002", "run-001", "adv-001", "ebcd-001", "ebcd-001#1", "oos-001"]
 
 
 def test_summary_markdown_tables(report_dir):
     text = (report_dir / "summary.md").read_text(encoding="utf-8")
     assert "judged metrics: not run (no LLM backend configured)" in text
     assert "## Overall" in text and "| Hit@5 | 0.750 |" in text
-    assert "## By theme" in text and re.search(r"^\| ebcd \| 3 \| 1\.000 \|", text, re.MULTILINE)
-    assert "## Failing turns (2)" in text and "&lt;script&gt;" in text
+    assert "## By theme" in text and re.search(r"^\| ebcd \| 3 \| 2 \| 1\.000 \|", text, re.MULTILINE)
+    assert text.startswith("# Evaluation summary\n\n**3 of 6 turns pass; no gates set.**")
+    assert "## Failing turns (3)" in text and "&lt;script&gt;" in text
+    assert text.index("## Failing turns") < text.index("## Overall")
+    assert re.search(r"^\| tiny \| 6 \| 3 \| 0\.625 \| 0\.500 \| 0\.500 \| 0\.500 \| 0\.750 \| 0 \| – \| – \|$", text, re.MULTILINE)
+    assert "## Hygiene findings (0)" in text
 
 
 def test_bar_chart_escapes_labels_and_scales_bars():

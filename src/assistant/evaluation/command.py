@@ -71,6 +71,7 @@ def cmd_eval(args, service=None) -> int:
 
 def run_eval(args, service=None) -> int:
     from assistant.evaluation import report
+    from assistant.evaluation.answer_checks import RelevanceScorer
     from assistant.evaluation.baseline import BaselineError, GateError, check_gates, compare, load_run, parse_gate
     from assistant.evaluation.judge import judge_for
     from assistant.evaluation.runner import run_cases, summarise_cases
@@ -113,11 +114,12 @@ def run_eval(args, service=None) -> int:
     judge, judge_status = judge_for(service, args.judge if args.judge is not None else backend)
     stamp = report.run_stamp(service, backend, files, cases, judge_status, PROJECT_ROOT)  # the index as the run starts
     started = time.perf_counter()
-    results = run_cases(service, cases, backend=backend, progress=not args.no_progress, judge=judge)
+    relevance = RelevanceScorer(service)
+    results = run_cases(service, cases, backend=backend, progress=not args.no_progress, judge=judge, relevance=relevance)
     stamp["duration_s"] = round(time.perf_counter() - started, 1)
     records = [r.to_dict() for r in results]
     summary = summarise_cases(records)
-    document = report.results_document(stamp, summary, records, judge_status, None, [])
+    document = report.results_document(stamp, summary, records, judge_status, None, [], relevance.status)
     if baseline is not None:
         document["comparison"] = compare(document, baseline, str(args.baseline))
     document["gates"] = check_gates(summary, gates)

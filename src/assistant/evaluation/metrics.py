@@ -31,6 +31,7 @@ __all__ = [
     "ndcg_at_k",
     "context_budget_hit",
     "keypoint_coverage",
+    "missing_key_points",
     "abstention_scores",
     "percentile",
     "mean",
@@ -199,6 +200,14 @@ def keypoint_coverage(answer: str, key_points: Sequence[Sequence[str]]) -> float
         if any(alternative and alternative in haystack for alternative in alternatives):
             covered += 1
     return covered / len(key_points)
+
+
+def missing_key_points(answer: str, key_points: Sequence[Sequence[str]]) -> list[list[str]]:
+    """The key-point groups none of whose alternatives is in the answer (same matching as
+    :func:`keypoint_coverage`)."""
+    haystack = normalise(answer)
+    return [list(group) for group in key_points
+            if not any(normalise(alternative) and normalise(alternative) in haystack for alternative in group)]
 
 
 def abstention_scores(pairs: Iterable[tuple[bool, bool]]) -> dict[str, float]:

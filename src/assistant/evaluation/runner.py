@@ -2,11 +2,19 @@
 
 Scores per turn (``TurnResult.scores``):
 
-* ``abstained``, ``abstention_correct`` (abstained exactly when the turn is unanswerable), ``latency_ms``;
+* ``abstained`` (fully declined), ``coverage`` ("answered", "partial" or "declined"), ``declined`` (coverage is
+  not "answered": a partial answer says first that the sources lack what was asked, so it declines that),
+  ``abstention_correct`` (declined exactly when the turn is unanswerable), ``latency_ms``;
 * answerable turns with evidence: ``hit@1``, ``hit@3``, ``hit@5``, ``recall@5``, ``mrr``, ``ndcg@5``,
   ``context_budget_hit`` (evidence inside the first :data:`CONTEXT_BUDGET_CHARS` characters of the ranked
   passages) and ``first_hit_rank``;
-* answerable turns: ``keypoint_coverage`` (0.0 when the assistant abstained: the user got none of the points);
+* answerable turns: ``keypoint_coverage`` over the answer text, partial answers included (0.0 only when the
+  assistant declined outright: the user got none of the points); the groups missing are in
+  ``details["missing_key_points"]``;
+* every turn: ``hygiene_findings`` (how many; the findings are the record's ``hygiene_findings`` list, see
+  :mod:`assistant.evaluation.answer_checks`), ``answers_question`` (the cross-encoder's logit of the lead
+  claim against the question; None when not run or nothing was cited) and ``passed``
+  (:func:`assistant.evaluation.verdict.turn_failures` found nothing);
 * turns that were answered: ``citation_markers``, ``citation_validity`` (share of ``[n]`` markers that name a
   citation whose passage was retrieved) and ``citation_support`` (share of valid markers whose passage
   supports the sentence carrying it, see :class:`SupportScorer`).
@@ -23,7 +31,9 @@ from dataclasses import dataclass, field
 from assistant.answer import Answer
 from assistant.cite import SUPPORT_COSINE, SUPPORT_LEXICAL, SupportScorer, cited_sentences  # noqa: F401 (re-exported)
 from assistant.evaluation import metrics
+from assistant.evaluation.answer_checks import RelevanceScorer, hygiene_findings
 from assistant.evaluation.suites import Turn, turns_of
+from assistant.evaluation.verdict import declined, turn_failures
 
 K_VALUES = (1, 3, 5)
 #: Characters of ranked passages (laid end to end) that an answer can reasonably draw on.
@@ -35,11 +45,14 @@ ANSWER_METRICS = ("citation_validity", "citation_support", "keypoint_coverage")
 #: share of the model's sentences that no passage supported (flagged or dropped by verification).
 MODEL_METRICS = ("model_fallback", "sentences_unsupported")
 ABSTENTION_METRICS = ("abstention_accuracy", "abstention_precision", "abstention_recall", "abstention_f1")
+#: What a facilitator reads: share of turns passing, of turns without hygiene findings, the mean
+#: "answers the question" logit over answered turns and the share of those above 0.
+READER_METRICS = ("pass_rate", "hygiene_clean", "answers_question", "answers_question_above_0")
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms")
 #: Averaged over the turns a judge scored; present only when judged metrics ran.
 JUDGED_METRICS = ("judged_groundedness", "judged_relevance")
 #: Every figure a summary can hold for a group of turns (``--fail-under`` accepts the score-like ones).
-SUMMARY_METRICS = RETRIEVAL_METRICS + ANSWER_METRICS + ABSTENTION_METRICS + LATENCY_METRICS + JUDGED_METRICS
+SUMMARY_METRICS = RETRIEVAL_METRICS + ANSWER_METRICS + READER_METRICS + ABSTENTION_METRICS + LATENCY_METRICS + JUDGED_METRICS
 
 
 @dataclass
@@ -47,7 +60,8 @@ class TurnResult:
     turn: Turn
     response: dict
     scores: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)  # per-citation checks and judge verdicts, for reports
+    details: dict = field(default_factory=dict)  # per-citation checks, missing key points, judge verdicts
+    hygiene_findings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +75,7 @@ class TurnResult:
             "evidence": [{"document": d, "snippet": s} for d, s in self.turn.evidence],
             "key_points": self.turn.key_points,
             "scores": self.scores,
+            "hygiene_findings": self.hygiene_findings,
             "details": self.details,
             "response": self.response,
         }
@@ -97,11 +112,15 @@ def citation_scores(response: dict, scorer: SupportScorer) -> tuple[dict, list[d
 
 def score_turn(turn: Turn, response: dict, scorer: SupportScorer) -> tuple[dict, dict]:
     """The deterministic scores of one answered turn, and the details behind them."""
+    abstained = bool(response.get("abstained"))
+    coverage = response.get("coverage") or ("declined" if abstained else "answered")
     scores: dict = {
-        "abstained": bool(response.get("abstained")),
+        "abstained": abstained,
+        "coverage": coverage,
+        "declined": coverage != "answered",
         "latency_ms": float((response.get("timings_ms") or {}).get("total", 0.0)),
     }
-    scores["abstention_correct"] = scores["abstained"] != turn.answerable
+    scores["abstention_correct"] = scores["declined"] != turn.answerable
     details: dict = {}
     if turn.answerable and turn.evidence:
         ranked = [(p["source"], p["text"]) for p in response.get("retrieved", [])]
@@ -113,7 +132,12 @@ def score_turn(turn: Turn, response: dict, scorer: SupportScorer) -> tuple[dict,
         scores["context_budget_hit"] = float(metrics.context_budget_hit(turn.evidence, ranked, CONTEXT_BUDGET_CHARS))
         scores["first_hit_rank"] = metrics.first_hit_rank(turn.evidence, ranked)
     if turn.answerable:
-        scores["keypoint_coverage"] = 0.0 if scores["abstained"] else metrics.keypoint_coverage(response.get("answer", ""), turn.key_points)
+        outright = coverage == "declined" or abstained
+        text = "" if outright else response.get("answer", "")
+        scores["keypoint_coverage"] = 0.0 if outright else metrics.keypoint_coverage(text, turn.key_points)
+        missing = metrics.missing_key_points(text, turn.key_points)
+        if missing:
+            details["missing_key_points"] = missing
     if response.get("model") or response.get("fallback"):
         scores["model_fallback"] = 1.0 if response.get("fallback") else 0.0
     checked = response.get("verification") or []
@@ -121,19 +145,23 @@ def score_turn(turn: Turn, response: dict, scorer: SupportScorer) -> tuple[dict,
         scores["sentences_unsupported"] = sum(c.get("action") in ("flagged", "dropped") for c in checked) / len(checked)
     if (response.get("timings_ms") or {}).get("first_token") is not None:
         scores["first_token_ms"] = float(response["timings_ms"]["first_token"])
-    if not scores["abstained"]:
+    if not abstained:
         citation, checks = citation_scores(response, scorer)
         scores.update(citation)
         details["citations"] = checks
     return scores, details
 
 
-def run_cases(service, cases: list[dict], backend: str | None = None, progress: bool = True, judge=None) -> list[TurnResult]:
+def run_cases(service, cases: list[dict], backend: str | None = None, progress: bool = True, judge=None,
+              relevance: RelevanceScorer | None = None) -> list[TurnResult]:
     """Ask every turn of every case, follow-ups with the case's earlier questions as history.
 
     A question the service refuses (``QuestionError``, e.g. an over-long input) is recorded as an
-    abstention carrying the error message. With a ``judge``, each turn also gets judged scores.
+    abstention carrying the error message. With a ``judge``, each turn also gets judged scores. Every
+    answer gets its hygiene findings and its "answers the question" score (``relevance``; by default one
+    over ``service``; read its ``status`` afterwards to know whether it ran).
     """
+    relevance = relevance if relevance is not None else RelevanceScorer(service)
     from assistant.service import QuestionError
 
     all_turns = [turns_of(case, case.get("_suite", "")) for case in cases]
@@ -159,11 +187,15 @@ def run_cases(service, cases: list[dict], backend: str | None = None, progress: 
                 except QuestionError as exc:
                     response = Answer.refusal(turn.question, str(exc), (time.perf_counter() - started) * 1000).to_dict()
                 scores, details = score_turn(turn, response, scorer)
-                result = TurnResult(turn, response, scores, details)
+                result = TurnResult(turn, response, scores, details, hygiene_findings(turn.question, response.get("answer", "")))
+                result.scores["hygiene_findings"] = len(result.hygiene_findings)
+                # A follow-up is scored against the standalone question the service searched with.
+                result.scores["answers_question"] = relevance.score(response.get("search_query") or turn.question, response.get("answer", ""))
                 if judge is not None:
                     judged, verdicts = judge.score(turn, response)
                     result.scores.update(judged)
                     result.details["judge"] = verdicts
+                result.scores["passed"] = not turn_failures(result.to_dict())
                 results.append(result)
                 history.append(turn.question)
                 if bar is not None:
@@ -181,12 +213,24 @@ def _figures(scores: list[dict], answerable: list[bool]) -> dict:
         values = [s[name] for s in scores if s.get(name) is not None]
         if values:
             out[name] = round(metrics.mean(values), 4)
-    pairs = [(a, bool(s["abstained"])) for s, a in zip(scores, answerable)]
+    pairs = [(a, declined(s)) for s, a in zip(scores, answerable)]
     if pairs:
         out["abstention_accuracy"] = round(metrics.mean(s["abstention_correct"] for s in scores), 4)
     # Precision, recall and F1 only where they mean something: some turn should or did abstain.
     if any(not a for a, _ in pairs) or any(ab for _, ab in pairs):
         out.update({f"abstention_{k}": round(v, 4) for k, v in metrics.abstention_scores(pairs).items()})
+    if any("passed" in s for s in scores):
+        out["turns_passed"] = sum(bool(s.get("passed")) for s in scores)
+        out["pass_rate"] = round(out["turns_passed"] / len(scores), 4)
+    if any("hygiene_findings" in s for s in scores):
+        out["hygiene_findings"] = sum(int(s.get("hygiene_findings") or 0) for s in scores)
+        out["hygiene_clean"] = round(metrics.mean(not s.get("hygiene_findings") for s in scores), 4)
+    out["partial_turns"] = sum(s.get("coverage") == "partial" for s in scores)
+    relevance = [s["answers_question"] for s in scores if s.get("answers_question") is not None and not declined(s)]
+    if relevance:
+        out["answers_question"] = round(metrics.mean(relevance), 3)
+        out["answers_question_above_0"] = round(metrics.mean(v > 0 for v in relevance), 4)
+        out["answers_question_turns"] = len(relevance)
     latencies = [s["latency_ms"] for s in scores]
     if latencies:
         out["latency_p50_ms"] = round(metrics.percentile(latencies, 50), 1)
