@@ -3,6 +3,9 @@
 Every note is Markdown with YAML front matter (title, themes, sources, last_reviewed).
 The notes paraphrase copyrighted toolkits, so every paragraph and list item must carry
 a citation link, and every cited URL must be declared in the front matter.
+The assistant quotes single sentences from the notes, so every sentence must stand alone:
+no sentence about the note itself, no sentence opening with a word that points back to
+something said before, no bold lead-in that quotes as a fragment.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from assistant.sentences import split_sentences
 
 NOTES_DIR = Path(__file__).resolve().parents[1] / "corpus" / "notes"
 
@@ -239,3 +244,92 @@ def test_glossary_has_enough_cited_terms():
         assert LINK_RE.search(definition), f"term {name!r} does not cite a source"
         sentences = re.findall(r"[.!?](?:\s|$)", LINK_RE.sub("", definition))
         assert 1 <= len(sentences) <= 4, f"term {name!r}: keep it to 1-3 sentences"
+
+
+# A sentence that talks about the note, or points elsewhere in it, makes no sense once quoted alone.
+SELF_REFERENCE_RE = re.compile(
+    r"\bth(?:is|ese) (?:notes?|sections?|collection|glossary|page)\b"
+    r"|\bin this collection\b"
+    r"|\bsee (?:the|our|below|above)\b"
+    r"|\b(?:described|listed|set out|shown|covered|given|explained) (?:below|above)\b"
+    r"|\((?:see )?(?:below|above)\)"
+    r"|\bour (?:suggestion|view|reading)\b|\bin our (?:view|reading)\b",
+    re.IGNORECASE,
+)
+# A quoted sentence that opens with one of these has lost the noun it refers to.
+BACK_REFERENCE_RE = re.compile(
+    r"^[\"“(]*(?:It|Its|They|Their|Them|This|These|That|Those|Instead|Such|He|She|His|Her"
+    r"|One of|The same|Also|Here)\b"
+)
+# An opening that only announces what follows ("... drew these lessons.") answers nothing.
+LEAD_IN_RE = re.compile(r"\b(?:as follows|the following|these (?:lessons|tips|points|steps|ones))\W*$", re.IGNORECASE)
+BOLD_LEAD_IN_RE = re.compile(r"^(?:\s*(?:[-*+]|\d+[.)])\s+)?\*\*[^*]+\*\*")
+# Third-party document-sharing sites: a copy there is not the publisher's, and must say so.
+MIRROR_HOSTS = ("docplayer.net", "vdocument.in", "vdocuments.", "documents.pub", "studylib.net",
+                "fdocuments.", "pdfslide.net", "slideshare.net/fred.zimny")
+
+
+def note_sentences(body: str) -> list[str]:
+    """The sentences the assistant can quote from a note body (headings and code excluded)."""
+    return [sentence for block in blocks(body) for sentence in split_sentences(block)]
+
+
+@pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
+def test_no_sentence_talks_about_the_note_itself(path):
+    _, body = parse_note(path)
+    found = [s for s in note_sentences(body) if SELF_REFERENCE_RE.search(s)]
+    assert not found, "sentences about the note itself:\n" + "\n".join(f"  - {s[:140]}" for s in found)
+
+
+@pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
+def test_no_sentence_opens_with_an_unresolved_reference(path):
+    _, body = parse_note(path)
+    found = [s for s in note_sentences(body) if BACK_REFERENCE_RE.match(s)]
+    assert not found, "sentences that need the previous one (repeat the noun):\n" + "\n".join(
+        f"  - {s[:140]}" for s in found
+    )
+
+
+@pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
+def test_no_bold_lead_ins(path):
+    _, body = parse_note(path)
+    found = [b for b in blocks(body) if BOLD_LEAD_IN_RE.match(b)]
+    assert not found, "bold lead-ins quote as fragments; write a full sentence:\n" + "\n".join(
+        f"  - {b[:100]}" for b in found
+    )
+
+
+@pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
+def test_every_section_opens_with_a_complete_sentence(path):
+    """The first sentence under a heading answers it; a lead-in ending in ':' does not."""
+    _, body = parse_note(path)
+    problems = []
+    for heading_path, text in sections(body):
+        opening = note_sentences(text)
+        if not opening:
+            continue  # a grouping heading whose content sits under its sub-headings
+        first = re.sub(r"\s*\([^()]*\)\s*$", "", opening[0])  # drop the trailing citation
+        if first.endswith(":") or LEAD_IN_RE.search(first):
+            problems.append(f"{' > '.join(h for h in heading_path if h)}: {first[:100]}")
+    assert not problems, "sections that open with a lead-in instead of an answer:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
+def test_copies_on_document_sharing_sites_are_labelled_unofficial(path):
+    meta, body = parse_note(path)
+    problems = []
+    for src in meta["sources"]:
+        if any(host in src["url"] for host in MIRROR_HOSTS) and "unofficial copy" not in src["publisher"]:
+            problems.append(f"front matter publisher for {src['url']}: {src['publisher']!r}")
+    for label, url in LINK_RE.findall(body):
+        if any(host in url for host in MIRROR_HOSTS) and "unofficial copy" not in label:
+            problems.append(f"link text for {url}: {label!r}")
+    assert not problems, "mirror copies must say 'unofficial copy':\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
+def test_web_pages_are_not_called_studies(path):
+    """A source is a study only when it is one; the front matter never labels a web page 'primary study'."""
+    meta, _ = parse_note(path)
+    labelled = [src["url"] for src in meta["sources"] if re.search(r"primary (?:study|evidence)", src["publisher"], re.I)]
+    assert not labelled, f"sources labelled as primary studies: {labelled}"
