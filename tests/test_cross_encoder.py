@@ -130,10 +130,17 @@ def test_loaded_once_per_process(model_copy, monkeypatch):
 
 def test_missing_model_names_the_restore_command(tmp_path):
     with pytest.raises(CrossEncoderUnavailable) as excinfo:
-        get_cross_encoder(_settings(tmp_path / "nothing-here"))
+        get_cross_encoder(_settings(tmp_path, cross_encoder_path=str(tmp_path / "nothing-here")))
     message = str(excinfo.value)
     assert "not installed" in message and "make cross-encoder" in message
     assert "python -m assistant.cross_encoder" in message
+
+
+def test_another_data_folder_uses_the_installed_model(tmp_path):
+    from assistant.cross_encoder import resolve_model_dir
+    from assistant.locations import default_data_dir
+
+    assert resolve_model_dir(_settings(tmp_path / "elsewhere")) == packaged_model_dir(default_data_dir())
 
 
 def test_a_file_where_the_directory_should_be(tmp_path):

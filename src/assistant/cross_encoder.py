@@ -81,10 +81,19 @@ def packaged_model_dir(data_dir: Path) -> Path:
 
 
 def resolve_model_dir(settings: Settings) -> Path:
-    """The configured directory if cross_encoder_path is set, else the fetched one under data_dir/models."""
+    """The configured directory if cross_encoder_path is set, else the fetched one under data_dir/models,
+    else the one `make cross-encoder` fetched into the default data folder (a data folder chosen with
+    ASSISTANT_DATA_DIR for another library still uses the installation's model)."""
     if settings.cross_encoder_path:
         return Path(settings.cross_encoder_path).expanduser()
-    return packaged_model_dir(settings.data_dir)
+    own = packaged_model_dir(settings.data_dir)
+    if not own.exists():
+        from assistant.locations import default_data_dir
+
+        installed = packaged_model_dir(default_data_dir())
+        if installed.exists():
+            return installed
+    return own
 
 
 def _sha256_file(path: Path) -> str:

@@ -15,7 +15,8 @@ _MARKUP = re.compile(r"(\*\*|__|(?<!\w)\*(?!\s)|(?<!\s)\*(?!\w)|`)")
 
 def clean_markup(text: str) -> str:
     """Plain text for quoting: drop emphasis marks and link targets, keep the words."""
-    text = re.sub(r"\[([^\]]+)\]\((https?://[^)]+)\)", r"\1", text)
+    # any link, including in-text citations that link to an anchor ("([NESTA 2013](#))"), keeps only its words
+    text = re.sub(r"\[([^\]]+)\]\(([^()\s]*)\)", r"\1", text)
     text = re.sub(r"<(https?://[^>]+)>", r"\1", text)
     text = _MARKUP.sub("", text)
     return re.sub(r"\s+", " ", text).strip()

@@ -158,6 +158,29 @@ class AssistantService:
             document_weights={source: self.settings.primary_boost for source in primary},
         )
 
+    def cross_encoder(self):
+        """The cross-encoder that chooses evidence, and a notice when answers must come without it."""
+        from assistant.cross_encoder import CrossEncoderDisabled, CrossEncoderUnavailable, get_cross_encoder
+
+        try:
+            return get_cross_encoder(self.settings), None
+        except CrossEncoderDisabled:
+            return None, None
+        except CrossEncoderUnavailable as exc:
+            return None, f"Evidence was chosen without the cross-encoder, so this answer may be less focused: {exc}."
+
+    def shipped_sources(self, index: LoadedIndex) -> set[str]:
+        """Documents of the shipped corpus: the only ones whose instructions to the reader are trusted."""
+        corpus = self.settings.corpus_dir.resolve()
+        shipped = set()
+        for source, entry in index.manifest.get("documents", {}).items():
+            try:
+                if corpus in Path(entry.get("path", "")).resolve().parents:
+                    shipped.add(source)
+            except (OSError, RuntimeError):
+                continue
+        return shipped
+
     def check_question(self, question: str) -> str:
         question = (question or "").strip()
         if not question:
@@ -233,15 +256,31 @@ class AssistantService:
             except ModelError as exc:
                 model_problem = exc
         query, rewritten_by_model = self.search_query(question, history or [], model, backend)
-        retrieval = self.retriever(index).retrieve(query, top_k=self.settings.top_k, filters=Filters(document=document, theme=theme))
+        retriever = self.retriever(index)
+        filters = Filters(document=document, theme=theme)
+        retrieval = retriever.retrieve(query, top_k=self.settings.top_k, filters=filters)
         retrieved_at = time.perf_counter()
+        cross_encoder, scorer_notice = self.cross_encoder()
         extractive = ExtractiveAnswerer(
             index,
             min_relevance=self.settings.min_relevance,
             min_sentence_relevance=self.settings.min_sentence_relevance,
             max_sentences=self.settings.answer_sentences,
+            cross_encoder=cross_encoder,
+            trusted_sources=self.shipped_sources(index),
+            min_answer_relevance=self.settings.min_answer_relevance,
         )
         evidence = extractive.answer(question, retrieval)
+        if evidence.coverage != "answered" and (document or theme):
+            # the filter may be what hid the evidence: say so, and give the answer from everything instead
+            unfiltered = extractive.answer(question, retriever.retrieve(query, top_k=self.settings.top_k))
+            if unfiltered.coverage == "answered" or (evidence.abstained and not unfiltered.abstained):
+                scope = " and ".join(x for x in (f"the document {document!r}" if document else "", f"the theme {theme!r}" if theme else "") if x)
+                unfiltered.notice = f"Nothing in {scope} covers this question, so this answer comes from all the indexed sources."
+                unfiltered.text = unfiltered.notice + "\n\n" + unfiltered.text
+                evidence = unfiltered
+        if scorer_notice:
+            evidence.notice = " ".join(n for n in (evidence.notice, scorer_notice) if n)
         evidence.search_query = query
         evidence.timings_ms = {
             "retrieve": round((retrieved_at - started) * 1000, 1),

@@ -39,9 +39,14 @@ class Settings(BaseSettings):
     # weighted equally) while every toolkit probe keeps its note in the top 3 (benchmarks/quality/README.md).
     primary_boost: float = Field(1.3, ge=1.0, description="Score factor for documents marked 'evidence: primary'.")
     primary_quota: int = Field(2, ge=0, description="Primary-evidence passages guaranteed in the top five.")
-    # Calibrated: the threshold maximising abstention F1 over evals/ (review, adversarial, out_of_scope, notes)
-    # lies in [0.436, 0.442]; rounded to 0.44 (`benchmarks/quality/measure.py --calibrate` recomputes it).
-    min_relevance: float = Field(0.44, description="Best passage or sentence cosine below which the corpus does not cover a question.")
+    # Two gates decide whether to decline, calibrated together over evals/ by benchmarks/answerability.py:
+    # this cheap cosine gate (alone it was best at 0.44; with the cross-encoder behind it, 0.40 declines
+    # fewer answerable questions for the same recall), then the cross-encoder's score of the best evidence.
+    min_relevance: float = Field(0.40, description="Best passage or sentence cosine below which the corpus does not cover a question.")
+    # The cross-encoder's logit for the best unit of evidence: below it the sources don't answer the question
+    # even when its words are on topic. -8 maximised abstention F1 (0.64; P 0.60, R 0.68) on 2026-12-01;
+    # answerable questions phrased conversationally score low, which is why it is not higher.
+    min_answer_relevance: float = Field(-8.0, description="Cross-encoder score of the best evidence below which a question is declined.")
     min_sentence_relevance: float = Field(0.30, description="Sentences less similar than this never enter an answer.")
     # The cross-encoder (assistant.cross_encoder); when off, missing or corrupt, answers come without it.
     cross_encoder: bool = Field(True, description="Score evidence with the packaged cross-encoder (make cross-encoder).")
@@ -74,6 +79,10 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1")
     port: int = Field(7860)
+    # The web guard (assistant.web_guard): loopback names and the bound host are always allowed.
+    allowed_hosts: list[str] = Field([], description="Extra host names the UI answers to (a DNS name or a proxy's Host); any other Host is refused.")
+    login_attempts: int = Field(5, ge=1, le=1000, description="Failed sign-ins allowed per client within login_window seconds (then HTTP 429).")
+    login_window: float = Field(60.0, gt=0, le=86400, description="Seconds over which failed sign-ins are counted.")
 
     @classmethod
     def settings_customise_sources(
