@@ -1,4 +1,4 @@
-"""Nothing a user adds can break ingestion or the service: 70+ kinds of bad or odd files in one batch with good ones."""
+"""Nothing a user adds can break ingestion or the service: 73 kinds of bad or odd files in one batch with good ones."""
 
 from __future__ import annotations
 
