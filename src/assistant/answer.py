@@ -29,8 +29,8 @@ SCORE_MARGIN = 0.22  # without a cross-encoder: sentences this far below the bes
 # The cross-encoder then reads the best of them against the question (assistant.cross_encoder). Its raw
 # logits are on a fixed scale: calibrated on the suites in evals/ (benchmarks/answerability.py).
 UNITS_SCORED = 20  # units of evidence the cross-encoder reads per question
-CE_POINT = -6.5  # a further point must score at least this
-CE_MARGIN = 6.0  # ... and at most this far below the lead
+CE_POINT = -4.0  # a further point must score at least this
+CE_MARGIN = 5.0  # ... and at most this far below the lead
 DISAGREEMENT_MARGIN = 4.0  # a unit saying the sources disagree leads if it is this close to the best one
 LEAD_IN = re.compile(r":\s*(?:\([^()]*\))?\s*$")  # ends with a colon, perhaps before its citation
 LIST_ITEMS = 4  # list items quoted after a lead-in that was chosen
@@ -193,8 +193,7 @@ class ExtractiveAnswerer:
             text += " The nearest sections are:\n" + "\n".join(f"- {w}" for w in nearest)
         return Answer(question=question, text=text, abstained=True, passages=retrieval.passages, coverage="declined")
 
-    @staticmethod
-    def layout(chosen: list[ScoredSentence], gap: Gap | None = None) -> str:
+    def layout(self, chosen: list[ScoredSentence], gap: Gap | None = None) -> str:
         """The lead with [1]; then the other points, those from one section under its name."""
         lines: list[str] = []
         if gap:
@@ -212,7 +211,8 @@ class ExtractiveAnswerer:
                 heading = unit.section.split(SECTION_SEPARATOR)[-1].strip()
                 if lines[-1]:
                     lines.append("")
-                lines.append(f"From “{heading}” in {unit.passage.chunk.title}:")
+                entry = self.index.manifest.get("documents", {}).get(unit.passage.chunk.source, {})
+                lines.append(f"From “{heading}” in {entry.get('short_title') or unit.passage.chunk.title}:")
             lines += [f"- {u.text} [{n}]" for n, u in members]
         return "\n".join(lines)
 

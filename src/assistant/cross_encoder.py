@@ -405,7 +405,7 @@ def get_cross_encoder(settings: Settings) -> CrossEncoder:
         signature = _signature(model_dir)
         failure = _failed.get(key)
         if failure is not None and failure[0] == signature:
-            raise failure[1]
+            raise type(failure[1])(str(failure[1]))  # a fresh one: a raised exception holds its caller's frames
         try:
             try:
                 verify_model_dir(model_dir, None if settings.cross_encoder_path else pinned_sums())
@@ -414,7 +414,7 @@ def get_cross_encoder(settings: Settings) -> CrossEncoder:
                 raise CrossEncoderUnavailable(f"the cross-encoder in {model_dir} cannot be read ({exc}); "
                                               f"{RESTORE_HINT}") from exc
         except CrossEncoderUnavailable as exc:
-            _failed[key] = (signature, exc)
+            _failed[key] = (signature, type(exc)(str(exc)))  # kept without a traceback, so no caller stays alive
             raise
         _failed.pop(key, None)
         _loaded[key] = scorer
