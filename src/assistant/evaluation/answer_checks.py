@@ -42,13 +42,17 @@ def hygiene_findings(question: str, answer_text: str) -> list[str]:
     """Everything that makes the answer unfit to read: assistant.hygiene over each quoted claim (reference
     entries allowed when the question asks for something to read), then Markdown debris in the whole text."""
     allow = bool(SOURCE_SEEKING.search(question or ""))
-    claims = cited_claims(answer_text)
-    findings = hygiene.answer_findings(claims, allow_references=allow)
-    if not allow:
-        # answer_findings reads a claim's first sentence; a reference entry split at its initials ("Robert G.")
-        # or title ("... services.") reads as prose there, so the whole claim is tested too.
-        findings += [f"reference entry: {claim[:90]}" for claim in claims
-                     if hygiene.is_reference_entry(claim) and f"reference entry: {claim[:90]}" not in findings]
+    findings: list[str] = []
+    for claim in cited_claims(answer_text):
+        # answer_findings reads a claim's first sentence; a reference entry split at an initial ("Robert G.") or
+        # at the end of its title reads as prose or a fragment there, so the whole claim is tested as well.
+        entry = hygiene.is_reference_entry(claim)
+        found = hygiene.answer_findings([claim], allow_references=allow)
+        if entry and allow:
+            found = [f for f in found if f.split(":")[0] not in ("reference entry", "title or heading", "fragment")]
+        elif entry and not any(f.startswith("reference entry:") for f in found):
+            found.insert(0, f"reference entry: {claim[:90]}")
+        findings += found
     return findings + markdown_debris(answer_text)
 
 
