@@ -15,14 +15,14 @@ import assistant.llm
 from assistant.answer import NOT_COVERED
 from assistant.cite import _plain, markers_in
 from assistant.conversation import standalone_query
-from assistant.generate import UNSUPPORTED_NOTE, GenerativeAnswerer, Given, answer_schema
+from assistant.generate import EVIDENCE_HEADING, UNSUPPORTED_NOTE, Excerpt, GenerativeAnswerer, answer_schema
 from assistant.llm import INSTALL_HINTS, model_label
 from assistant.retrieve import Filters
 from assistant.service import AssistantService
 from tests.conftest import make_settings
 from tests.llm_servers import FakeOllama, FakeOpenAI, Reply, answer_json, closed_port_url
 
-QUESTION = "What is experience-based co-design?"  # answerable from the corpus (see test_service)
+QUESTION = "How can a facilitator stop clinicians dominating a co-design workshop?"  # answerable, with several plain quotes
 UNSUPPORTED = "Patients should be paid £500 per session."
 MODEL = "test-model"
 # a failing backend must give up well inside this, whatever the server does
@@ -63,28 +63,26 @@ def openai_settings(server: FakeOpenAI, **overrides) -> dict:
     return {"backend": "openai", "openai_base_url": server.base_url, "openai_model": MODEL, "llm_timeout": 5, **overrides}
 
 
-def given_passages(service: AssistantService, question: str) -> list[Given]:
-    """The passages numbered [1]..[n] in the model's prompt, chosen as the service chooses them."""
-    index = service.index
-    retrieval = service.retriever(index).retrieve(question, top_k=service.settings.top_k, filters=Filters())
-    return GenerativeAnswerer(service.settings, "ollama", None, index, service.embedder, None).choose_passages(question, retrieval)
+def given_excerpts(service: AssistantService, question: str = QUESTION) -> tuple[object, list[Excerpt]]:
+    """The extractive evidence and the excerpts numbered [n] in the model's prompt, as the service makes them."""
+    evidence = service.ask(question, backend="extractive")
+    writer = GenerativeAnswerer(service.settings, "ollama", None, service.index, service.embedder, None)
+    _, excerpts = writer.fit(question, writer.excerpts(evidence))
+    return evidence, excerpts
 
 
-def quotable(service: AssistantService, given: Given) -> str:
-    """A plain declarative sentence of the passage that the model was shown, verbatim from the index."""
-    index = service.index
-    for row in index.sentences_by_chunk[given.passage.chunk.chunk_id]:
-        text = index.sentences[row][1]
-        # no digits (the number check), no brackets (they would read as [n] markers), not a question or lead-in
-        if 40 <= len(text) <= 300 and text[-1] not in "?:" and not re.search(r"[\d\[\]]", text) and _plain(text) in _plain(given.text):
-            return text if text.endswith(".") else text + "."  # list items have no full stop; a model adds one
-    pytest.fail(f"no quotable sentence in passage {given.number} ({given.passage.chunk.chunk_id})")
+def quotable(excerpt: Excerpt) -> str:
+    """The excerpt's own quoted sentence, when it is a plain declarative one a model could repeat."""
+    text = excerpt.text
+    # no digits (the number check), no brackets (they would read as [n] markers), not a question or lead-in
+    assert 30 <= len(text) <= 400 and text[-1] not in "?:" and not re.search(r"[\d\[\]]", text), f"excerpt {excerpt.number} is not quotable: {text!r}"
+    return text if text.endswith(".") else text + "."  # list items have no full stop; a model adds one
 
 
-def sentences_from(service: AssistantService, question: str = QUESTION) -> tuple[list[Given], str, str]:
-    given = given_passages(service, question)
-    assert len(given) == service.settings.llm_passages == 3
-    return given, quotable(service, given[0]), quotable(service, given[1])
+def sentences_from(service: AssistantService, question: str = QUESTION) -> tuple[list[Excerpt], str, str]:
+    _, excerpts = given_excerpts(service, question)
+    assert len(excerpts) >= 2
+    return excerpts, quotable(excerpts[0]), quotable(excerpts[1])
 
 
 def events_of(service: AssistantService, question: str = QUESTION, **kwargs) -> tuple[list[tuple[str, object]], float]:
@@ -99,10 +97,16 @@ def final(events) -> object:
     return events[-1][1]
 
 
-def assert_citations_verified(service: AssistantService, answer, given: list[Given]) -> None:
-    """Every [n] names a citation quoting a sentence of a passage the model was shown."""
+def written_part(answer) -> str:
+    """The model's checked sentences: what comes before the quoted evidence."""
+    assert EVIDENCE_HEADING in answer.text, answer.text
+    return answer.text.split(f"\n\n{EVIDENCE_HEADING}\n")[0]
+
+
+def assert_citations_verified(service: AssistantService, answer, given: list[Excerpt]) -> None:
+    """Every [n] names a citation quoting a sentence of a passage retrieved for the question."""
     by_n = {c.n: c for c in answer.citations}
-    shown = {g.passage.chunk.chunk_id for g in given}
+    shown = {p.chunk.chunk_id for p in answer.passages}
     index = service.index
     assert markers_in(answer.text)
     for n in markers_in(answer.text):
@@ -162,16 +166,20 @@ def test_ollama_answer_is_streamed_verified_and_cited(service_with):
     assert kinds.index("draft") < kinds.index("answer") and len(drafts) >= 2, kinds
     assert first in drafts[-1] and all(len(a) <= len(b) for a, b in zip(drafts, drafts[1:])), "drafts grow as the model writes"
 
-    assert answer.backend == "ollama" and not answer.abstained and answer.fallback is None and answer.notice is None
+    evidence = events[0][1]
+    assert answer.backend == "ollama" and not answer.abstained and answer.fallback is None
+    assert answer.notice == evidence.notice, "nothing flagged: the only notice is the evidence's own, if any"
     assert answer.model == model_label(service.settings, "ollama") and answer.model.startswith(MODEL)
     assert_citations_verified(service, answer, given)
     assert marker_after(answer.text, first) == [1] and marker_after(answer.text, second) == [2]
-    assert [c.chunk_id for c in answer.citations] == [given[0].passage.chunk.chunk_id, given[1].passage.chunk.chunk_id]
+    assert answer.citations == evidence.citations, "the written answer cites the evidence's own cards"
+    assert answer.text == f"{written_part(answer)}\n\n{EVIDENCE_HEADING}\n{evidence.text}", "the quoted evidence stays under the answer"
+    assert written_part(answer) == f"{first.rstrip('.')} [1]. {second.rstrip('.')} [2]."
 
     data = answer.to_dict()
     assert data["citations_reported"] == [
-        {"text": first, "sources": [1], "passages": [given[0].passage.chunk.chunk_id]},
-        {"text": second, "sources": [2], "passages": [given[1].passage.chunk.chunk_id]},
+        {"text": first, "sources": [1], "passages": [given[0].citation.chunk_id]},
+        {"text": second, "sources": [2], "passages": [given[1].citation.chunk_id]},
     ]
     assert [(v["action"], v["supported_by"], v["missing"]) for v in data["verification"]] == [("kept", [1], []), ("kept", [2], [])]
     assert {"first_token", "generate", "verify", "total"} <= set(data["timings_ms"])
@@ -179,15 +187,17 @@ def test_ollama_answer_is_streamed_verified_and_cited(service_with):
     (request,) = server.chat_requests()  # no follow-up, so no rewrite call
     body = request.body
     assert body["model"] == MODEL and body["stream"] is True
-    assert body["format"] == answer_schema(3), "the reply is constrained to the answer schema"
+    assert body["format"] == answer_schema([g.number for g in given]), "the reply is constrained to the answer schema"
     assert body["options"]["num_ctx"] == service.settings.llm_context and body["options"]["temperature"] == 0
     user = body["messages"][-1]["content"]
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert f"Question: {QUESTION}" in user
     for g in given:
-        assert f"[{g.number}] {g.passage.chunk.title}" in user
-    assert user.index("[1] ") < user.index("[2] ") < user.index("[3] ")
-    assert user.count("\n[4] ") == 0, "only llm_passages passages are given"
+        assert f"[{g.number}] ({g.where}) {g.text}" in user, "compact excerpts: the section, then the quoted point"
+    assert user.index("[1] ") < user.index("[2] ")
+    system = body["messages"][0]["content"]
+    assert QUESTION not in system and "[1]" not in system, "the instructions are the same for every question"
+    assert len(user) < 350 * 4, "the per-question part stays small"
 
 
 def test_reply_cut_off_mid_json_is_repaired(service_with):
@@ -215,11 +225,45 @@ def test_unsupported_sentence_is_flagged_without_a_marker(service_with):
     assert answer.backend == "ollama"
     assert f"⚠ {UNSUPPORTED} {UNSUPPORTED_NOTE}" in answer.text, "flagged, and no [n] on it"
     assert marker_after(answer.text, first) == [1]
-    assert [c.n for c in answer.citations] == [1]
+    assert answer.citations == service.ask(QUESTION, backend="extractive").citations, "the evidence's cards, nothing added"
     flagged = answer.verification[1]
     assert flagged["action"] == "flagged" and flagged["supported_by"] == [] and flagged["cited"] == [1]
     assert "1 sentence marked ⚠" in answer.notice
     assert_citations_verified(service, answer, given)
+
+
+STAGES = "What are the stages of experience-based co-design?"
+# The answer the issue found stamped as checked, though the source section says the toolkits disagree.
+FOUR_STAGES = "Experience-based co-design has four stages: capture the experience, understand it, improve it, and measure the improvement."
+
+
+def test_a_count_the_sources_disagree_on_is_flagged_and_the_disagreement_carried(service_with):
+    from assistant.cite import states_disagreement
+    from assistant.sentences import split_sentences
+
+    with FakeOllama() as server:
+        service = service_with(**ollama_settings(server))
+        evidence, excerpts = given_excerpts(service, STAGES)
+        four = next((e for e in excerpts if "How many stages" in e.citation.section), None)  # the section on the count
+        other = next((e for e in excerpts if e is not four and not re.search(r"[\d\[\]]", e.text)), None)
+        assert four and other, [(e.number, e.where, e.text[:80]) for e in excerpts]
+        server.script([Reply(content=answer_json([(FOUR_STAGES, [four.number]), (quotable(other), [other.number])]))])
+        answer = service.ask(STAGES)
+    assert answer.backend == "ollama", answer.notice
+    wrong = next(c for c in answer.verification if c["text"] == FOUR_STAGES)
+    assert wrong["action"] == "flagged" and wrong["qualifications_dropped"] == ["the sources disagree on the count"]
+    written = written_part(answer)
+    assert f"⚠ {FOUR_STAGES}" in written, "marked, not presented as checked"
+    # the written answer carries the disagreement, quoted from the passage, with a card that quotes it
+    added = answer.verification[0]
+    assert added["action"] == "added" and states_disagreement(added["text"])
+    assert added["text"] in split_sentences(four.passage.chunk.text), "the passage's own sentence"
+    assert written.startswith(added["text"].rstrip(".")[:60])
+    (n,) = marker_after(written, added["text"])
+    card = next(c for c in answer.citations if c.n == n)
+    assert added["text"] in card.quote and card.chunk_id == four.citation.chunk_id
+    assert answer.citations[: len(evidence.citations)] == evidence.citations
+    assert "1 sentence marked ⚠" in answer.notice
 
 
 def test_unsupported_sentence_is_dropped_when_so_configured(service_with):
@@ -259,19 +303,21 @@ def test_citing_a_passage_that_was_not_given(service_with):
     assert flagged["missing"] == [9] and flagged["action"] == "flagged"
     assert answer.citations_reported[1] == {"text": second, "sources": [9], "passages": []}
     (n,) = marker_after(answer.text, second)
-    assert next(c for c in answer.citations if c.n == n).chunk_id == given[1].passage.chunk.chunk_id
+    assert next(c for c in answer.citations if c.n == n).chunk_id == given[1].citation.chunk_id
     assert "[9]" not in answer.text and f"⚠ {UNSUPPORTED}" in answer.text
     assert_citations_verified(service, answer, given)
 
 
-def test_model_that_declines_gives_an_abstention(service_with):
-    with FakeOllama([Reply(content=answer_json([], covered=False))]) as server:
+@pytest.mark.parametrize("content", [answer_json([], covered=False), '{"sentences": []}'], ids=["covered-false", "no-sentences"])
+def test_model_that_declines_answerable_evidence_is_overruled(service_with, extractive_answer, content):
+    """The search found passages that answer the question: a model saying otherwise does not hide them."""
+    with FakeOllama([Reply(content=content)]) as server:
         service = service_with(**ollama_settings(server))
         answer = service.ask(QUESTION)
-    assert answer.abstained and answer.citations == []
-    assert answer.text.startswith(NOT_COVERED)
-    assert answer.backend == "ollama" and answer.model == model_label(service.settings, "ollama")
-    assert answer.fallback is None and answer.verification == []
+    assert not answer.abstained and answer.citations == extractive_answer.citations
+    assert answer.text == extractive_answer.text and not answer.text.startswith(NOT_COVERED)
+    assert answer.backend == "extractive" and answer.fallback == "declined" and answer.model is None
+    assert "said the sources do not answer this" in answer.notice and "quoted below" in answer.notice
 
 
 # -- OpenAI-compatible servers ---------------------------------------------------------------------
@@ -292,14 +338,15 @@ def test_openai_answer_sends_key_and_schema(service_with):
     (request,) = server.chat_requests()
     assert request.headers["authorization"] == "Bearer sk-test"
     assert request.body["stream"] is True and request.body["model"] == MODEL
-    assert request.body["response_format"] == {"type": "json_schema", "json_schema": {"name": "answer", "schema": answer_schema(3)}}
+    schema = answer_schema([g.number for g in given])
+    assert request.body["response_format"] == {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
     assert "[2] " in request.prompt and f"Question: {QUESTION}" in request.prompt
 
 
 @pytest.mark.parametrize(
     ("response_format", "sent"),
     [
-        ("json_object", {"type": "json_object", "schema": answer_schema(3)}),  # llama-cpp-python's server
+        ("json_object", "json_object"),  # llama-cpp-python's server
         ("off", None),
     ],
 )
@@ -312,6 +359,8 @@ def test_openai_response_format_setting(service_with, response_format, sent):
         server.script([Reply(content=answer_json([(first, [1]), (second, [2])]) if sent else prose)])
         answer = service.ask(QUESTION)
     (request,) = server.chat_requests()
+    if sent:
+        sent = {"type": sent, "schema": answer_schema([g.number for g in given])}
     assert request.body.get("response_format") == sent
     assert answer.backend == "openai" and answer.fallback is None
     assert [(r["sources"], v["action"]) for r, v in zip(answer.citations_reported, answer.verification)] == [([1], "kept"), ([2], "kept")]
@@ -325,7 +374,7 @@ def test_prose_answer_keeps_its_full_stops(service_with):
         _, first, second = sentences_from(service)
         server.script([Reply(content=f"{first.rstrip('.')} [1]. {second.rstrip('.')} [2].")])
         answer = service.ask(QUESTION)
-    assert answer.text == f"{first.rstrip('.')} [1]. {second.rstrip('.')} [2]."
+    assert written_part(answer) == f"{first.rstrip('.')} [1]. {second.rstrip('.')} [2]."
 
 
 # -- failures: the question is still answered, from the quotes -------------------------------------
@@ -438,7 +487,21 @@ def test_follow_up_is_rewritten_by_the_model(service_with):
     assert f"Follow-up question: {FOLLOW_UP}" in rewrite.prompt and EARLIER in rewrite.prompt
     assert rewrite.body.get("format") is None, "the rewrite is plain text, not the answer schema"
     assert answer.search_query == REWRITTEN, "the passages were searched for with the model's question"
-    assert answer.backend == "ollama"
+    assert answer.fallback == "declined" and len(server.chat_requests()) == 2, "then the model was asked to answer"
+
+
+RECRUIT = "how do you reach seldom heard groups for a codesign project"
+DROP_OUT = "and what if they drop out halfway?"
+
+
+def test_a_rewrite_that_loses_the_topic_is_refused(service_with):
+    # the model kept the topic word but lost the user's words; searched for, it finds nothing on dropping out
+    with FakeOllama([Reply(content="How do you handle dropouts in a codesign project?\n"), Reply(content=answer_json([], covered=False))]) as server:
+        service = service_with(**ollama_settings(server))
+        answer = service.ask(DROP_OUT, history=[RECRUIT])
+    assert answer.search_query == standalone_query(DROP_OUT, [RECRUIT]) == "and what if participants drop out halfway? (for a codesign project)"
+    # and that query finds what the notes say about people dropping out of co-design
+    assert any("drop out" in p.chunk.text or "attrition" in p.chunk.text.lower() for p in answer.passages[:5])
 
 
 def test_follow_up_falls_back_to_the_rule_when_the_rewrite_fails(service_with):
@@ -454,8 +517,8 @@ def test_follow_up_falls_back_to_the_rule_when_the_rewrite_fails(service_with):
 
 def quoting_model(request) -> Reply:
     """A model that answers with the first sentence of passage [1] as the prompt shows it."""
-    passage = re.search(r"^\[1\] .*\n(.+)", request.prompt, re.MULTILINE)
-    sentence = re.split(r"(?<=[.!?])\s", passage.group(1).split(" … ")[0])[0] if passage else ""
+    excerpt = re.search(r"^\[1\] \([^)]*\) (.+)$", request.prompt, re.MULTILINE)
+    sentence = re.split(r"(?<=[.!?])\s", excerpt.group(1))[0] if excerpt else ""
     return Reply(content=answer_json([(sentence, [1])]))
 
 
