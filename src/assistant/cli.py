@@ -51,6 +51,7 @@ def cmd_ingest(args) -> int:
 
 def _print_answer(answer) -> None:
     from assistant.cite import WRITTEN_BY
+    from assistant.export import reference_label
 
     print(answer.text)
     if answer.model and not answer.abstained:
@@ -64,7 +65,7 @@ def _print_answer(answer) -> None:
             print(f"    \"{c.quote}\"")
             if c.reference:
                 link = c.reference.get("url") or (f"https://doi.org/{c.reference['doi']}" if c.reference.get("doi") else "")
-                print(f"    Primary study: {c.reference.get('text', '')[:200]}{' ' + link if link and link not in c.reference.get('text', '') else ''}")
+                print(f"    {reference_label(c.reference)}: {c.reference.get('text', '')[:200]}{' ' + link if link and link not in c.reference.get('text', '') else ''}")
 
 
 def _stream_answer(service, question: str, args):

@@ -35,6 +35,7 @@ class AssistantService:
         self.store = IndexStore(self.settings.index_dir)
         self._index: LoadedIndex | None = None
         self._lock = threading.RLock()
+        self._cross_encoder_loading: threading.Thread | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -158,6 +159,23 @@ class AssistantService:
             document_weights={source: self.settings.primary_boost for source in primary},
         )
 
+    def _start_loading_cross_encoder(self) -> None:
+        """Load the cross-encoder in the background while the index and embedding model load, so a cold
+        `assistant ask` does not wait for one after the other (onnxruntime builds its session outside the GIL)."""
+        with self._lock:
+            if self._cross_encoder_loading is not None or not self.settings.cross_encoder:
+                return
+            from assistant.cross_encoder import CrossEncoderUnavailable, get_cross_encoder
+
+            def load() -> None:
+                try:
+                    get_cross_encoder(self.settings)
+                except CrossEncoderUnavailable:
+                    pass  # reported by cross_encoder() with the answer
+
+            self._cross_encoder_loading = threading.Thread(target=load, name="cross-encoder-load", daemon=True)
+            self._cross_encoder_loading.start()
+
     def cross_encoder(self):
         """The cross-encoder that chooses evidence, and a notice when answers must come without it."""
         from assistant.cross_encoder import CrossEncoderDisabled, CrossEncoderUnavailable, get_cross_encoder
@@ -242,6 +260,7 @@ class AssistantService:
         question: the extractive answer is served with a notice saying why.
         """
         started = time.perf_counter()
+        self._start_loading_cross_encoder()
         backend = backend or self.settings.backend
         if backend not in BACKENDS:
             raise QuestionError(f"Unknown answer backend {backend!r}; available: {', '.join(BACKENDS)}.")
