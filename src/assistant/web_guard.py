@@ -72,7 +72,7 @@ def _is_ip(name: str) -> bool:
 
 
 def _default_port(scheme: str) -> str:
-    return {"http": "80", "https": "443", "ws": "80", "wss": "443"}.get(scheme, "")
+    return {"http": "80", "https": "443"}.get(scheme, "")
 
 
 def _origin_key(url: str) -> tuple[str, str] | None:
@@ -87,11 +87,18 @@ def _origin_key(url: str) -> tuple[str, str] | None:
     return host_name(parts.hostname), port
 
 
-def _host_key(host: str, scheme: str) -> tuple[str, str]:
-    name = host_name(host)
-    tail = host.rsplit("]", 1)[-1] if host.startswith("[") else host
-    port = tail.rsplit(":", 1)[1] if ":" in tail and tail.count(":") == 1 else _default_port(scheme)
-    return name, port
+def _host_key(host: str) -> tuple[str, str]:
+    """(host name, port) of a Host header; the port is "" when the header names none."""
+    tail = host.strip().rsplit("]", 1)[-1] if host.strip().startswith("[") else host.strip()
+    port = tail.rsplit(":", 1)[1] if tail.count(":") == 1 else ""
+    return host_name(host), port
+
+
+def _matches(source: tuple[str, str] | None, host: tuple[str, str]) -> bool:
+    if source is None or source[0] != host[0]:
+        return False
+    # A Host without a port came through port 80 or 443, possibly via a TLS proxy that keeps the Host.
+    return source[1] == host[1] if host[1] else source[1] in ("80", "443")
 
 
 class LoginLimiter:
@@ -160,15 +167,15 @@ class WebGuard:
         # rebound, so on a wildcard bind any address the machine answers on is accepted.
         return name in self.allowed or (self.any_ip and _is_ip(name))
 
-    def same_origin(self, headers: Headers, scheme: str, method: str) -> bool:
-        own = _host_key(headers.get("host", ""), scheme)
+    def same_origin(self, headers: Headers, method: str) -> bool:
+        own = _host_key(headers.get("host", ""))
         origin = headers.get("origin")
         if origin is not None:
-            return _origin_key(origin) == own  # "null" and foreign origins both fail
+            return _matches(_origin_key(origin), own)  # "null" and foreign origins both fail
         if method in UNSAFE_METHODS:
             referer = headers.get("referer")
             if referer is not None:
-                return _origin_key(referer) == own
+                return _matches(_origin_key(referer), own)
         # No Origin and no Referer: not a browser page (gradio_client, curl), which cannot ride on a
         # victim's browser, so the Host check is the defence that applies.
         return True
@@ -187,11 +194,10 @@ class WebGuard:
             return
         headers = Headers(scope=scope)
         method = scope.get("method", "GET")
-        scheme = scope.get("scheme", "http")
         path = scope.get("path", "")
         if not self.host_allowed(headers.get("host")):
             return await self.refuse(scope, receive, send, 400, "This address is not served here (unknown Host header).")
-        if not self.same_origin(headers, scheme, method):
+        if not self.same_origin(headers, method):
             return await self.refuse(scope, receive, send, 403, "Requests from other web sites are refused.")
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
