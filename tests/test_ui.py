@@ -167,8 +167,9 @@ def test_filters_restrict_the_sources(client, corpus_service):
 def test_abstention_and_bad_questions_are_plain(client):
     _, final = ask_stream(client, OUT_OF_SCOPE)
     turn = last_turn(final)
-    assert text_of(turn[1]).startswith("The indexed sources don't cover this question")
-    assert "nearest sections" in text_of(turn[1])
+    declined = re.sub(r'^<p class="notice">.*?</p>', "", text_of(turn[1]))
+    assert declined.startswith("The indexed sources don't cover this question")
+    assert "nearest sections" in declined
     assert not [m for m in turn if (m.get("metadata") or {}).get("title", "").startswith("Sources for answer")]
     assert not [m for m in turn if m.get("options")], "no follow-ups after a decline"
 
@@ -291,10 +292,10 @@ def test_upload_bad_and_oversized_files_then_remove(scratch_url, scratch_service
     answer = client.predict("What happens on the tea trolley rounds?", "uploads/tea-trolley-rounds.md", "", api_name="/chat")
     assert "[1]" in answer and "tea trolley" in answer.lower()
 
-    question, *_ = client.predict("uploads/tea-trolley-rounds.md", api_name="/ask_to_remove")
+    question = client.predict("uploads/tea-trolley-rounds.md", api_name="/ask_to_remove")
     assert question.startswith("Remove **Tea trolley rounds**?") and "deleted" in question
     assert "uploads/tea-trolley-rounds.md" in [d["source"] for d in scratch_service.sources()], "asking removes nothing"
-    message, _, table, *_ = client.predict("uploads/tea-trolley-rounds.md", api_name="/remove_document")
+    message, table, *_ = client.predict("uploads/tea-trolley-rounds.md", api_name="/remove_document")
     assert "Removed" in message
     assert "Tea trolley rounds" not in [row[0] for row in table["data"]]
     assert not (scratch_service.settings.uploads_dir / "tea-trolley-rounds.md").exists()
@@ -382,9 +383,8 @@ def test_model_answer_streams_under_the_evidence_then_shows_checked(corpus_data_
         service = AssistantService(
             Settings(data_dir=corpus_data_dir, backend="ollama", ollama_url=server.url, ollama_model="test-model", llm_timeout=10)
         )
-        retrieval = service.retriever(service.index).retrieve(LEAD, top_k=service.settings.top_k)
-        given = GenerativeAnswerer(service.settings, "ollama", None, service.index, service.embedder, None).choose_passages(LEAD, retrieval)
-        first = service.index.sentences[service.index.sentences_by_chunk[given[0].passage.chunk.chunk_id][0]][1]
+        evidence = service.ask(LEAD, backend="extractive")
+        first = GenerativeAnswerer(service.settings, "ollama", None, service.index, service.embedder, None).excerpts(evidence)[0].citation.quote
         reply = answer_json([(first, [1]), ("Facilitators should pay clinicians £90 to stay quiet.", [2])])
         server.script([Reply(content=reply, chunks=12, interval=0.2)])
         app, url = start(service)
@@ -426,8 +426,10 @@ def test_prepare_endpoint_gives_a_preview_and_a_downloadable_plan(client):
     _, path, _ = client.predict("power dynamics in co-design workshops", "", 90, "md", api_name="/prepare")
     assert Path(path).read_text(encoding="utf-8").startswith("# Session plan: power dynamics in co-design workshops")
 
-    preview, path, status = client.predict("power dynamics", "", 5, "md", api_name="/prepare")
-    assert path is None and preview == "" and status.startswith("The plan could not be prepared") and "15" in status
+    preview, path, status = client.predict("   ", "", 60, "md", api_name="/prepare")
+    assert path is None and preview == "" and status.startswith("The plan could not be prepared") and "topic" in status
+    with pytest.raises(Exception, match="less than minimum value 15"):
+        client.predict("power dynamics", "", 5, "md", api_name="/prepare")
 
 
 @pytest.fixture
@@ -442,7 +444,7 @@ def test_shipped_document_is_hidden_after_confirmation_and_stays_hidden(hide_ser
     app, url = start(hide_service)
     try:
         client = Client(url, verbose=False)
-        question, *_ = client.predict(source, api_name="/ask_to_remove")
+        question = client.predict(source, api_name="/ask_to_remove")
         assert question.startswith("Hide **") and "stays on this computer" in question
         message, *_ = client.predict(source, api_name="/remove_document")
         assert message.startswith("Hidden")

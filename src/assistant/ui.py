@@ -22,8 +22,8 @@ from assistant.web_guard import app_kwargs as web_guard_kwargs
 
 CHAT_CONCURRENCY = 16  # answers computed at once (each takes milliseconds of CPU; most of its time is the streamed pauses)
 QUEUE_SIZE = 64
-STREAM_WORDS = 3  # words per streamed update
-STREAM_PAUSE = 0.02  # seconds between updates: visibly streamed, and other users' threads get the CPU
+STREAM_UPDATES = 10  # partial updates per quoted answer: each re-sends the conversation, so 16 users need few
+STREAM_PAUSE = 0.04  # seconds between updates: visibly streamed, and other users' threads get the CPU
 DRAFT_INTERVAL = 0.15  # seconds between redraws of a model's draft (each redraw re-sends the conversation)
 WHILE_WRITING = "<p><em>Quoted from the sources while the model writes its answer:</em></p>"
 BACKEND_LABELS = {
@@ -64,7 +64,7 @@ CSS = """
 .source-card .card-meta { margin: 0 0 0.4em 0; }
 .source-card blockquote { margin: 0.4em 0; padding: 0.4em 0.7em; border-left: 4px solid #0b3d91;
   background: #f4f6fa; color: #111827 !important; max-height: 22em; overflow-y: auto; }
-.source-card mark { background: #ffe066; color: #000; padding: 0 0.1em; }
+.source-card mark { background: #ffe066; color: #000; padding: 0 0.1em; font-size: inherit !important; line-height: inherit; }
 .dark .source-card blockquote { background: #1f2430; color: #f0f0f0 !important; border-left-color: #9cc3ff; }
 .source-card a { color: #0b3d91; text-decoration: underline; }
 .dark .source-card a { color: #9cc3ff; }
@@ -240,7 +240,8 @@ class ChatUI(LibraryActions):
         if chosen == "extractive":  # computed in milliseconds: streamed word by word so it reads as an answer
             text = answer_message(answer)
             pieces = re.findall(r"\S+\s*", text)
-            for end in range(STREAM_WORDS, len(pieces), STREAM_WORDS):
+            step = max(3, -(-len(pieces) // STREAM_UPDATES))
+            for end in range(step, len(pieces), step):
                 yield "", shown + [question_msg, gr.ChatMessage(role="assistant", content="".join(pieces[:end]))], turns, gr.skip()
                 time.sleep(STREAM_PAUSE)
         turn = {
