@@ -12,10 +12,10 @@ from assistant.evaluation.runner import JUDGED_METRICS, LATENCY_METRICS, SUMMARY
 from assistant.evaluation.suites import THEMES
 
 #: Per-case scores compared with the baseline (higher is better for each).
-CASE_METRICS = ("hit@5", "mrr", "abstention_correct", "keypoint_coverage")
+CASE_METRICS = ("hit@5", "mrr", "abstention_correct", "keypoint_coverage", "passed")
 #: Summary figures whose change is shown next to each other in reports.
 COMPARED_SUMMARY = (
-    "hit@1", "hit@3", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit", "citation_validity",
+    "pass_rate", "hygiene_clean", "answers_question", "answers_question_above_0", "hit@1", "hit@3", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit", "citation_validity",
     "citation_support", "keypoint_coverage", "abstention_accuracy", "abstention_precision", "abstention_recall",
     "abstention_f1", "latency_p50_ms", "latency_p95_ms",
 ) + JUDGED_METRICS

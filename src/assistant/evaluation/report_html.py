@@ -223,7 +223,7 @@ def _turn_row(case: dict, reasons: list[str]) -> str:
     short = question if len(question) <= 220 else question[:220] + f"… ({len(question):,} characters)"
     response = case.get("response", {})
     sources = "".join(
-        f"<li>{esc(p.get('rank'))}. {esc(p.get('source'))}{' > ' + esc(p.get('section')) if p.get('section') else ''}</li>"
+        f"<li>{esc(p.get('source'))}{' > ' + esc(p.get('section')) if p.get('section') else ''}</li>"
         for p in response.get("retrieved", [])[:5]
     )
     evidence = "".join(f"<li>{esc(e['document'])}: “{esc(e['snippet'])}”</li>" for e in case.get("evidence", []))
@@ -231,7 +231,7 @@ def _turn_row(case: dict, reasons: list[str]) -> str:
     expected = "answer" if case["answerable"] else "decline"
     return (
         f"<tr><td>{esc(case['id'])}<br><small>{esc(case['theme'])}</small></td><td class='q'>{esc(short)}"
-        f"<details{' open' if reasons else ''}><summary>answer and sources</summary><pre>{esc(response.get('answer', ''))}</pre>"
+        f"<details><summary>answer and sources</summary><pre>{esc(response.get('answer', ''))}</pre>"
         + (f"<small>Hygiene findings:</small><ul>{findings}</ul>" if findings else "")
         + f"<small>Retrieved (top 5):</small><ol>{sources}</ol>"
         + (f"<small>Expected evidence:</small><ul>{evidence}</ul>" if evidence else "")
