@@ -60,7 +60,7 @@ def test_changed_file_is_reindexed_and_old_text_is_gone(tmp_path, small_corpus):
     assert statuses(report) == {"recruitment.md": "unchanged", "payment.md": "updated", "power.md": "unchanged"}
     texts = " ".join(c.text for c in service.index.chunks)
     assert "vouchers" in texts and "travel expenses" not in texts
-    assert service.index.vectorstore._collection.count() == len(service.index.chunks)
+    assert service.index.collection.count() == len(service.index.chunks)
 
 
 def test_deleted_file_is_removed(tmp_path, small_corpus):

@@ -13,9 +13,9 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from functools import lru_cache
 
-from chromadb.api.types import EmbeddingFunction
+import numpy as np
 
 from assistant.embeddings import Embedder, get_embedder
 from assistant.locations import no_index_message
@@ -176,7 +176,7 @@ class IndexStore:
         chunks = [c for r in records for c in r.chunks]
         client = chromadb.PersistentClient(path=str(generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
         collection = client.create_collection(
-            COLLECTION, embedding_function=SentenceTransformerFunction(embedder), configuration={"hnsw": {"space": "cosine"}}
+            COLLECTION, embedding_function=sentence_transformer_function(embedder), configuration={"hnsw": {"space": "cosine"}}
         )
         batch = 1000
         for record in records:
@@ -310,29 +310,47 @@ def chroma_metadata(chunk: Chunk) -> dict:
     return metadata
 
 
-class SentenceTransformerFunction(EmbeddingFunction):
-    """Chroma gets our model explicitly, so it never falls back to downloading its own."""
+@lru_cache(maxsize=1)
+def _sentence_transformer_function_class():
+    # Built on first use: chromadb's import (about 0.6 s) is paid only by commands that open the index.
+    from chromadb.api.types import EmbeddingFunction
 
-    def __init__(self, model: Embedder):
-        self._model = model
+    class SentenceTransformerFunction(EmbeddingFunction):
+        """Chroma gets our model explicitly, so it never falls back to downloading its own."""
 
-    def __call__(self, input):  # noqa: A002 - Chroma's protocol names it 'input'
-        return list(self._model.embed_documents(list(input)))
+        def __init__(self, model: Embedder):
+            self._model = model
 
-    @staticmethod
-    def name() -> str:
-        return "assistant-sentence-transformers"
+        def __call__(self, input):  # noqa: A002 - Chroma's protocol names it 'input'
+            return list(self._model.embed_documents(list(input)))
 
-    def get_config(self) -> dict:
-        return {"model_path": self._model.model_path, "model_name": self._model.name}
+        @staticmethod
+        def name() -> str:
+            return "assistant-sentence-transformers"
 
-    @staticmethod
-    def build_from_config(config: dict) -> "SentenceTransformerFunction":
-        return SentenceTransformerFunction(get_embedder(config["model_path"], config["model_name"]))
+        def get_config(self) -> dict:
+            return {"model_path": self._model.model_path, "model_name": self._model.name}
+
+        @staticmethod
+        def build_from_config(config: dict) -> "SentenceTransformerFunction":
+            return SentenceTransformerFunction(get_embedder(config["model_path"], config["model_name"]))
+
+    return SentenceTransformerFunction
+
+
+def sentence_transformer_function(model: Embedder):
+    """Chroma's embedding function for our model (never called for stored vectors; declared so Chroma has no default)."""
+    return _sentence_transformer_function_class()(model)
+
+
+def __getattr__(name: str):
+    if name == "SentenceTransformerFunction":
+        return _sentence_transformer_function_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LoadedIndex:
-    """One generation opened for querying: dense search through LangChain's Chroma, BM25, chunk table."""
+    """One generation opened for querying: dense search in its Chroma collection, BM25, chunk table."""
 
     def __init__(self, generation: Path, embedder: Embedder):
         self.generation = generation
@@ -364,19 +382,20 @@ class LoadedIndex:
         """Lease the generation and open its Chroma store (the only part read from disk after loading)."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
-        from langchain_chroma import Chroma
 
         lease = acquire_lease(self.generation)
         self._finalizer = weakref.finalize(self, _release, lease, [])
         self._client = chromadb.PersistentClient(path=str(self.generation / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _release, lease, [self._client])
-        self.vectorstore = Chroma(
-            client=self._client,
-            collection_name=COLLECTION,
-            embedding_function=self._embedder.model,
-            create_collection_if_not_exists=False,
-        )
+        # The collection itself, not LangChain's Chroma wrapper: the wrapper wants an embedding model at
+        # construction, which loaded torch before any question; we pass query vectors ourselves.
+        self.collection = self._client.get_collection(COLLECTION)
+
+    @property
+    def vectorstore(self):
+        """The Chroma collection (its get() takes the arguments LangChain's wrapper passed on to it)."""
+        return self.collection
 
     def dense_search(self, query_vector: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
         with self._guard:
@@ -398,16 +417,21 @@ class LoadedIndex:
     def _dense_search(self, query_vector: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
         """(chunk id, cosine distance) nearest first.
 
-        LangChain's Chroma wrapper hands back the raw distance from this call, not a similarity;
-        the retriever uses only the order and recomputes cosines from the stored vectors.
+        Chroma hands back the raw distance, not a similarity; the retriever uses only the order and
+        recomputes cosines from the stored vectors. The query is the one LangChain's wrapper made
+        (similarity_search_by_vector_with_relevance_scores), hits without a document dropped as it did.
         """
         if not self.chunks:
             return []
         k = min(k, len(self.chunks))
-        results = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
-            embedding=query_vector.tolist(), k=k, filter=where
+        results = self.collection.query(
+            query_embeddings=[query_vector.tolist()], n_results=k, where=where, include=["documents", "distances"]
         )
-        return [(doc.id, float(score)) for doc, score in results if doc.id in self.position]
+        return [
+            (cid, float(distance))
+            for cid, document, distance in zip(results["ids"][0], results["documents"][0], results["distances"][0], strict=False)
+            if document is not None and cid in self.position
+        ]
 
     def keyword_search(self, query: str, k: int, allowed: np.ndarray | None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) best first, zero scores dropped."""

@@ -259,6 +259,25 @@ class SentenceTables:
         return sum(query_weights.get(w, 0.0) for w in words) / total if total else 0.0
 
 
+def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
+    """The first k of np.argsort(-scores, kind="stable") (ties in index order), without sorting them all.
+
+    argpartition finds the k-th best score in O(n); only the rows at or above it are sorted. A full
+    sort of 285k sentence scores took 25 ms per question, this about 1 ms.
+    """
+    n = len(scores)
+    if k <= 0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    negated = -np.asarray(scores)
+    if k >= n:
+        return np.argsort(negated, kind="stable")
+    kth = negated[np.argpartition(negated, k - 1)[k - 1]]
+    above = np.flatnonzero(negated < kth)
+    tied = np.flatnonzero(negated == kth)[: k - len(above)]  # the lowest rows among equals, as a stable sort takes them
+    chosen = np.sort(np.concatenate([above, tied]))
+    return chosen[np.argsort(negated[chosen], kind="stable")]
+
+
 _TABLES: dict[int, tuple[object, SentenceTables]] = {}
 _VECTORS: dict[int, tuple[object, dict[str, np.ndarray]]] = {}
 
@@ -350,7 +369,7 @@ class Retriever:
         if allowed is not None:
             usable &= allowed[np.clip(tables.positions, 0, None)]
         scores = np.where(usable, scores, -np.inf)
-        rows = [int(r) for r in np.argsort(-scores, kind="stable")[: self.candidates * SENTENCES_PER_CANDIDATE] if usable[r]]
+        rows = [int(r) for r in top_k_stable(scores, self.candidates * SENTENCES_PER_CANDIDATE) if usable[r]]
         if SENTENCE_LEXICAL_WEIGHT:
             query_weights = tables.query_weights(query)
             lexical = {r: tables.overlap(query_weights, tables.stems[r]) for r in rows}

@@ -39,7 +39,10 @@ class AssistantService:
 
     @property
     def embedder(self) -> Embedder:
-        return get_embedder(self.settings.resolved_embedding_model(), self.settings.embedding_model_name())
+        from assistant.onnx_query import resolve_dir
+
+        # Queries use the model's verified ONNX export when there is one, so asking never imports torch.
+        return get_embedder(self.settings.resolved_embedding_model(), self.settings.embedding_model_name(), resolve_dir(self.settings))
 
     def _options(self) -> IngestOptions:
         return IngestOptions(
