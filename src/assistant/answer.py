@@ -29,8 +29,11 @@ SCORE_MARGIN = 0.22  # without a cross-encoder: sentences this far below the bes
 # The cross-encoder then reads the best of them against the question (assistant.cross_encoder). Its raw
 # logits are on a fixed scale: calibrated on the suites in evals/ (benchmarks/answerability.py).
 UNITS_SCORED = 20  # units of evidence the cross-encoder reads per question
-CE_POINT = -4.0  # a further point must score at least this
-CE_MARGIN = 5.0  # ... and at most this far below the lead
+CHEAP_WEIGHT = 8.0  # x the cheap score, added to the cross-encoder's logit to rank units (not to judge them)
+READING_BONUS = 3.0  # added for a reference entry when the question asks for something to read
+ASKS_A_COUNT = re.compile(r"\b(?:how many|number of|stages?|steps?|phases?|count)\b", re.IGNORECASE)
+CE_POINT = -6.5  # a further point must score at least this
+CE_MARGIN = 6.0  # ... and at most this far below the lead
 DISAGREEMENT_MARGIN = 4.0  # a unit saying the sources disagree leads if it is this close to the best one
 LEAD_IN = re.compile(r":\s*(?:\([^()]*\))?\s*$")  # ends with a colon, perhaps before its citation
 LIST_ITEMS = 4  # list items quoted after a lead-in that was chosen
@@ -40,7 +43,8 @@ SECTION_GROUP = 2  # this many points from one section are quoted together under
 # question it is not an answer at all.
 SOURCE_SEEKING = re.compile(
     r"\b(sources?|papers?|stud(?:y|ies)|articles?|reports?|toolkits?|guides?|guidance|read|reading|references?|"
-    r"cite|citations?|publications?|published|journals?|evaluations?|books?|links?|blueprint|"
+    r"cite|citations?|publications?|published|journals?|evaluations?|books?|links?|blueprint|examples?|case stud(?:y|ies)|"
+    r"(?:been|ever been) (?:used|tried|done|applied)|tried (?:in|on|with)|"
     r"where (?:can|could|do|would|should) (?:i|we|you) (?:find|get|look))\b",
     re.IGNORECASE,
 )
@@ -65,7 +69,7 @@ class Answer:
     verification: list[dict] | None = None  # per model sentence: which passages support it, and what was done
     coverage: str = "answered"  # answered | partial (the sources lack what was asked, said first) | declined
     lacking: list[str] = field(default_factory=list)  # what a partly covered question asked that the sources don't give
-    relevance: float | None = None  # the cross-encoder's score of the lead against the question (None: not run)
+    relevance: float | None = None  # the cross-encoder's score of the best evidence against the question (None: not run)
 
     @classmethod
     def refusal(cls, question: str, message: str, total_ms: float | None = None) -> "Answer":
@@ -153,9 +157,10 @@ class ExtractiveAnswerer:
         units, suspicious = self._units(asked, retrieval, wants_sources)
         if not units:
             return self.abstain(question, retrieval, suspicious=suspicious)
-        units = self._rank(asked, units)
+        units = self._rank(asked, units, wants_sources)
         lead = units[0]
-        if lead.relevance is not None and lead.relevance < self.min_answer_relevance:
+        best = max((u.relevance for u in units if u.relevance is not None), default=None)
+        if best is not None and best < self.min_answer_relevance:
             return self.abstain(question, retrieval, suspicious=suspicious)
         chosen = self._choose(lead, units, retrieval)
         gap = find_gap(asked, [u.text for u in chosen] + [p.chunk.text for p in retrieval.passages[:3]], sentence_tables(self.index).vocabulary)
@@ -169,7 +174,7 @@ class ExtractiveAnswerer:
             passages=retrieval.passages,
             coverage="partial" if gap else "answered",
             lacking=gap.unknown + gap.lacking + gap.unsupported_premise,
-            relevance=None if lead.relevance is None else round(float(lead.relevance), 3),
+            relevance=None if best is None else round(float(best), 3),
         )
 
     def abstain(self, question: str, retrieval: Retrieval, reason: str = NOT_COVERED, suspicious: list[ScoredSentence] | None = None) -> Answer:
@@ -287,7 +292,7 @@ class ExtractiveAnswerer:
                 return unit
         return []
 
-    def _rank(self, question: str, units: list[ScoredSentence]) -> list[ScoredSentence]:
+    def _rank(self, question: str, units: list[ScoredSentence], wants_sources: bool = False) -> list[ScoredSentence]:
         """The units best first: by the cross-encoder's reading when it is there, else by the cheap score."""
         seen: set[tuple[int, ...]] = set()
         distinct = []
@@ -303,13 +308,21 @@ class ExtractiveAnswerer:
         scores = self.cross_encoder.score(focus(question), [_with_heading(u) for u in head])
         for unit, score in zip(head, scores):
             unit.relevance = float(score)
-        head.sort(key=lambda u: (-u.relevance, -u.score, u.row))
-        # where the sources disagree on the thing asked, that comes first
-        for position, unit in enumerate(head[1:6], start=1):
+        head.sort(key=lambda u: (-self._rank_key(u, wants_sources), -u.score, u.row))
+        # where the sources disagree on the count asked for, that comes first
+        for position, unit in enumerate(head[1:6] if ASKS_A_COUNT.search(question) else [], start=1):
             if unit.relevance >= head[0].relevance - DISAGREEMENT_MARGIN and unit.relevance >= self.min_answer_relevance and states_disagreement(unit.text):
                 head.insert(0, head.pop(position))
                 break
         return head
+
+    @staticmethod
+    def _rank_key(unit: ScoredSentence, wants_sources: bool) -> float:
+        # the cross-encoder reads meaning; the cheap score adds the question's rare words and the passage's
+        # rank, which it misses on conversational questions; an entry of a reference list is what answers a
+        # question asking for something to read, though it reads as no answer at all
+        reading = READING_BONUS if wants_sources and hygiene.is_reference_entry(unit.text) else 0.0
+        return unit.relevance + CHEAP_WEIGHT * unit.score + reading
 
     def _good_enough(self, unit: ScoredSentence, lead: ScoredSentence) -> bool:
         if unit.relevance is None or lead.relevance is None:

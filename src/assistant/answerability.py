@@ -29,7 +29,8 @@ class Ask:
 _ASKS = (
     (re.compile(r"\b(?:hourly|daily|sessional)\s+(?:rate|fee|payment|pay)\b|\brate per (?:hour|day)\b|\bper hour\b|\ban hour\b", re.IGNORECASE),
      "a payment rate", _MONEY),
-    (re.compile(r"\bhow much (?:time|of)\b|\bhow long\b", re.IGNORECASE), "a length of time",
+    (re.compile(r"\bhow much of\b", re.IGNORECASE), "a share", _NUMBER),
+    (re.compile(r"\bhow much time\b|\bhow long\b", re.IGNORECASE), "a length of time",
      re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several|half)[- ](?:hours?|days?|weeks?|months?|years?|minutes?|sessions?)\b|\bhalf-day\b|\bmonthly\b|\bweekly\b", re.IGNORECASE)),
     (re.compile(r"\bhow much\b(?! (?:time|of)\b)|\bwhat (?:rate|fee|amount|salary|budget|price)\b|\b(?:cost|costs|price|fee|amount) (?:of|for)\b|\bhow (?:expensive|costly)\b", re.IGNORECASE),
      "an amount", _MONEY),

@@ -21,6 +21,8 @@ _BACK_REFERENCE = re.compile(
     r"|(?:this|these|that|those)\b(?!\s+(?:literature\s+)?review\b)"
     r"|(?:however|but|and|so|also|yet|therefore|thus|still|again|otherwise|similarly|likewise|in addition|as well),?\s+"
     r"(?:it|its|they|their|them|this|these|that|those|he|she)\b"
+    # "Also, when ...", "In addition, ...": a sentence that adds to the one before it
+    r"|(?:also|in addition|additionally|furthermore|moreover|likewise|similarly|again|equally|as well),\s"
     r")",
     re.IGNORECASE,
 )
@@ -37,6 +39,9 @@ _ABOUT_ITSELF = re.compile(
 _YEAR = re.compile(r"\b(?:19|20)\d{2}[a-z]?\b")
 _BIBLIO_MARK = re.compile(r"\bdoi\b|https?://|www\.|\b\d+\s*\(\d+\)\s*[:,]|\b\d+:\d+\b|\bpp?\.\s*\d|\bvol\.|\bISBN\b", re.IGNORECASE)
 _AUTHOR_LIST = re.compile(r"^(?:[A-Z][\w'’-]+,?\s+(?:[A-Z]\.\s*)+,?\s*(?:&|and)?\s*){2,}|^[A-Z][\w'’-]+,\s+[A-Z]\.")
+# "IHI (2016). Always Events® Toolkit." / "Retrieved from https://..."
+_AUTHOR_YEAR = re.compile(r"^[A-Z][\w&'’.,\s-]{1,80}?\s\((?:19|20)\d{2}[a-z]?\)[.,]?\s+[A-Z'‘\"“]")
+_RETRIEVED = re.compile(r"\b(?:retrieved|available|accessed) (?:from|at|on)\b[^.]*(?:https?://|www\.)", re.IGNORECASE)
 # Markup a reader should never see in quoted text.
 _MARKUP_DEBRIS = re.compile(r"\*\*|__|\]\(|\[[^\]]*\]\(|^#+\s|<\/?[a-z][^>]*>|`|\|\s*-{3,}|\(#\)", re.IGNORECASE | re.MULTILINE)
 _TERMINAL = re.compile(r"[.!?…][\"”’')\]]*$|[.!?…]\s*\([^()]*\)$")
@@ -57,9 +62,11 @@ def about_itself(sentence: str) -> bool:
 def is_reference_entry(sentence: str) -> bool:
     """Whether the sentence reads as an entry of a reference list rather than as prose."""
     text = sentence.strip()
+    if _AUTHOR_LIST.match(text) or _RETRIEVED.search(text):
+        return True
     if not _YEAR.search(text):
         return False
-    if _AUTHOR_LIST.match(text):
+    if _AUTHOR_YEAR.match(text):
         return True
     return bool(_BIBLIO_MARK.search(text)) and text.count(",") >= 2
 

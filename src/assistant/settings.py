@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     # fewer answerable questions for the same recall), then the cross-encoder's score of the best evidence.
     min_relevance: float = Field(0.40, description="Best passage or sentence cosine below which the corpus does not cover a question.")
     # The cross-encoder's logit for the best unit of evidence: below it the sources don't answer the question
-    # even when its words are on topic. -8 maximised abstention F1 (0.64; P 0.60, R 0.68) on 2026-12-01;
-    # answerable questions phrased conversationally score low, which is why it is not higher.
+    # even when its words are on topic. Near -8 abstention F1 peaks (0.65-0.66: P 0.75-0.77, R 0.57 over the
+    # 194 turns of evals/ on 2026-12-01); answerable questions phrased conversationally score low, so a
+    # higher threshold declines them too (at -4: R 0.69 but 31 answerable turns declined).
     min_answer_relevance: float = Field(-8.0, description="Cross-encoder score of the best evidence below which a question is declined.")
     min_sentence_relevance: float = Field(0.30, description="Sentences less similar than this never enter an answer.")
     # The cross-encoder (assistant.cross_encoder); when off, missing or corrupt, answers come without it.
