@@ -47,7 +47,7 @@ SENTENCES = [
 
 
 def _model():
-    settings = make_settings(Path("/nonexistent"))
+    settings = make_settings(default_data_dir())
     return settings.resolved_embedding_model(), settings.embedding_model_name()
 
 
