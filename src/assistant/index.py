@@ -443,7 +443,9 @@ class LoadedIndex:
         scores = np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
         if allowed is not None:
             scores = np.where(allowed, scores, 0.0)
-        order = np.argsort(-scores, kind="stable")[:k]
+        from assistant.retrieve import top_k_stable  # retrieve imports this module
+
+        order = top_k_stable(scores, k)  # no full sort of every passage's score per question
         return [(self.chunks[i].chunk_id, float(scores[i])) for i in order if scores[i] > 0]
 
     def reference(self, source: str, key: str) -> dict | None:
