@@ -361,8 +361,9 @@ def test_every_assumption_is_answered_by_its_evidence(ce_service, power_plan, au
             assert not pair.evidence.text.lower().startswith(("to overcome this", "these ", "this "))
 
 
-def test_the_planner_falls_back_to_the_embedding_without_a_cross_encoder(corpus_service):
-    plan = build_plan(corpus_service, POWER, AUDIENCE, 45)  # corpus_service's data dir holds no cross-encoder
+def test_the_planner_falls_back_to_the_embedding_without_a_cross_encoder(corpus_data_dir, tmp_path):
+    service = AssistantService(make_settings(corpus_data_dir, cross_encoder_path=str(tmp_path / "no-cross-encoder")))
+    plan = build_plan(service, POWER, AUDIENCE, 45)
     assert plan.relevance_method == "cosine"
     assert plan.evidence_notice is None and len(plan.key_messages) >= 2
 
