@@ -34,8 +34,10 @@ _ASKS = (
      re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several|half)[- ](?:hours?|days?|weeks?|months?|years?|minutes?|sessions?)\b|\bhalf-day\b|\bmonthly\b|\bweekly\b", re.IGNORECASE)),
     (re.compile(r"\bhow much\b(?! (?:time|of)\b)|\bwhat (?:rate|fee|amount|salary|budget|price)\b|\b(?:cost|costs|price|fee|amount) (?:of|for)\b|\bhow (?:expensive|costly)\b", re.IGNORECASE),
      "an amount", _MONEY),
-    (re.compile(r"\b(?:what|which) percentage\b|\bwhat proportion\b|\bwhat share\b|\bsatisfaction scores?\b|\bscores?\b.*\?$", re.IGNORECASE),
-     "figures or scores", re.compile(_PERCENT.pattern + r"|\b\d+(?:\.\d+)?\b")),
+    (re.compile(r"\b(?:what|which) percentage\b|\bwhat proportion\b|\bwhat share\b", re.IGNORECASE),
+     "a percentage", re.compile(r"\d\s?%|\bper ?cent\b|\b\d+ (?:out )?of (?:the |these )?\d+\b|\b(?:half|a third|a quarter|two thirds|three quarters)\b", re.IGNORECASE)),
+    (re.compile(r"\bsatisfaction scores?\b|\b(?:what|which) scores?\b", re.IGNORECASE),
+     "scores", re.compile(r"\d\s?%|\bscored?\b[^.]{0,40}\d|\d[^.]{0,40}\bscored?\b", re.IGNORECASE)),
     (re.compile(r"\bhow many\b|\bnumber of\b", re.IGNORECASE), "a number", _NUMBER),
     (re.compile(r"\b(?:what|which) (?:year|date|month)\b|\bwhen (?:was|were|did|is|will)\b|\bsince when\b", re.IGNORECASE),
      "a date", _YEAR_OR_DATE),
@@ -128,10 +130,44 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1] if items else ""
 
 
+# "how many patients took part", "the number of Always Events": what is counted
+_COUNTED = re.compile(r"\b(?:how many|number of)\s+(?:the\s+|of\s+)?((?:[A-Za-z][\w'’-]*\s+){0,2}?[A-Za-z][\w'’-]*?)(?=\s+(?:did|do|does|were|was|are|is|have|has|had|took|take|there|in|on|at|from|across|of|per|would|will|can|should|we|you|they)\b|[?,.]|$)", re.IGNORECASE)
+_COUNT_NUMBER = re.compile(r"\b(?!(?:19|20)\d{2}\b)\d+(?:[.,]\d+)?\b|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozen)\b", re.IGNORECASE)
+
+
+def _counted_thing(question: str) -> str | None:
+    match = _COUNTED.search(question)
+    if not match:
+        return None
+    head = match.group(1).split()[-1].lower()
+    if head in ("those", "these", "them", "they", "it", "each", "all", "any", "such"):
+        return None  # a follow-up's "how many of those": what is counted is in the earlier question
+    if head.endswith("ies") and len(head) > 4:
+        return head[:-3]  # "studies" -> "stud", which "study" shares
+    return head[:-1] if head.endswith("s") and len(head) > 3 else head
+
+
+def _count_given(thing: str, evidence: list[str]) -> bool:
+    """Some sentence of the evidence states a number (not a year) of the thing counted."""
+    from assistant.sentences import split_sentences
+
+    for text in evidence:
+        for sentence in split_sentences(text) or [text]:
+            if re.search(rf"\b{re.escape(thing)}", sentence, re.IGNORECASE) and _COUNT_NUMBER.search(sentence):
+                return True
+    return False
+
+
 def find_gap(question: str, evidence: list[str], vocabulary: dict[str, int] | set[str] | None = None) -> Gap:
     """What the question asks for, asserts or names that none of the evidence texts (or, for names, no
     indexed document: `vocabulary` holds every word the corpus uses) gives."""
-    lacking = [a.what for a in asks_in(question) if not any(a.gives.search(t) for t in evidence)]
+    lacking = []
+    for ask in asks_in(question):
+        if ask.what == "a number" and (thing := _counted_thing(question)):
+            if not _count_given(thing, evidence):
+                lacking.append(f"the number of {_COUNTED.search(question).group(1).strip()}")
+        elif not any(ask.gives.search(t) for t in evidence):
+            lacking.append(ask.what)
     premise = []
     if _PREMISE.search(question) or stated_figures(question):
         premise = [f for f in stated_figures(question) if not _figure_given(f, evidence)]
