@@ -37,16 +37,16 @@ FLOORS = {
     "mrr": 0.68,  # 0.700
     "ndcg@5": 0.55,  # 0.573
     "context_budget_hit": 0.76,  # 0.781
-    "keypoint_coverage": 0.76,  # 0.788 (0.835 when the floor was last set: the review suite fell from 0.896 to 0.752)
+    "keypoint_coverage": 0.83,  # 0.854 (review 0.842, notes 0.960; the review suite was 0.896 before issue 12)
     "citation_validity": 0.99,  # 1.000
     "citation_support": 0.99,  # 1.000
-    "abstention_accuracy": 0.83,  # 0.856
-    "abstention_precision": 0.69,  # 0.714
-    "abstention_recall": 0.55,  # 0.581 (partial answers count as declining)
-    "abstention_f1": 0.61,  # 0.641
+    "abstention_accuracy": 0.85,  # 0.876
+    "abstention_precision": 0.74,  # 0.771
+    "abstention_recall": 0.60,  # 0.628 (partial answers count as declining)
+    "abstention_f1": 0.66,  # 0.692
     "hygiene_clean": 1.0,  # 1.000: no answer with a hygiene finding (118 findings in the answers before issue 12)
-    "pass_rate": 0.63,  # 0.655 (127 of 194 turns)
-    "answers_question_above_0": 0.60,  # 0.629 of answered turns lead with a claim the cross-encoder scores above 0
+    "pass_rate": 0.69,  # 0.716 (139 of 194 turns)
+    "answers_question_above_0": 0.59,  # 0.616 of answered turns lead with a claim the cross-encoder scores above 0
     "running-co-production:hit@5": 0.83,  # 0.857
     "power-dynamics:hit@5": 0.87,  # 0.895
     "recruitment:hit@5": 0.97,  # 1.000
@@ -54,7 +54,7 @@ FLOORS = {
     "ebcd:hit@5": 0.89,  # 0.913
     "always-events:hit@5": 0.84,  # 0.867
     "adversarial:hit@5": 0.55,  # 0.583
-    "out-of-scope:abstention_accuracy": 0.53,  # 0.562
+    "out-of-scope:abstention_accuracy": 0.59,  # 0.625
 }
 
 
