@@ -148,7 +148,8 @@ def test_configured_path_wins_over_packaged(tmp_path):
     assert resolve_model_path(str(configured), tmp_path) == configured
 
 
-def test_packaged_model_is_found_when_nothing_is_configured(tmp_path):
+def test_packaged_model_is_found_when_nothing_is_configured(tmp_path, monkeypatch):
+    monkeypatch.setattr("assistant.locations.default_data_dir", lambda: tmp_path / "default")  # no installed copy either
     with pytest.raises(ModelMissing, match=r"not installed; run `make local-llm`"):
         resolve_model_path(None, tmp_path)
     packaged = packaged_model_path(tmp_path)
@@ -156,3 +157,11 @@ def test_packaged_model_is_found_when_nothing_is_configured(tmp_path):
     packaged.write_bytes(b"GGUF")
     assert resolve_model_path(None, tmp_path) == packaged
     assert resolve_model_path("", tmp_path) == packaged
+
+
+def test_another_data_folder_uses_the_installed_model(tmp_path, monkeypatch):
+    installed = packaged_model_path(tmp_path / "default")
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(b"GGUF")
+    monkeypatch.setattr("assistant.locations.default_data_dir", lambda: tmp_path / "default")
+    assert resolve_model_path(None, tmp_path / "elsewhere") == installed

