@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from assistant import hygiene
 from assistant.answerability import Gap, find_gap
 from assistant.cite import Citation, primary_references, states_disagreement
@@ -450,9 +448,3 @@ def _stable_sections(units: list[ScoredSentence], first: tuple[str, str]) -> lis
         order.setdefault((unit.passage.chunk.source, unit.section), len(order))
     return sorted(units, key=lambda u: (order[(u.passage.chunk.source, u.section)], u.row))
 
-
-def lead_relevance(cross_encoder, question: str, lead: str) -> float | None:
-    """The cross-encoder's score of an answer's lead against the question (None without a cross-encoder)."""
-    if cross_encoder is None or not lead.strip():
-        return None
-    return float(np.asarray(cross_encoder.score(question, [lead]))[0])
