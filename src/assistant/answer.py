@@ -27,7 +27,7 @@ SCORE_MARGIN = 0.22  # without a cross-encoder: sentences this far below the bes
 # The cross-encoder then reads the best of them against the question (assistant.cross_encoder). Its raw
 # logits are on a fixed scale: calibrated on the suites in evals/ (benchmarks/answerability.py).
 UNITS_SCORED = 20  # units of evidence the cross-encoder reads per question
-CHEAP_WEIGHT = 8.0  # x the cheap score, added to the cross-encoder's logit to rank units (not to judge them)
+CHEAP_WEIGHT = 12.0  # x the cheap score, added to the cross-encoder's logit to rank units (not to judge them)
 READING_BONUS = 3.0  # added for a reference entry when the question asks for something to read
 ASKS_A_COUNT = re.compile(r"\b(?:how many|number of|stages?|steps?|phases?|count)\b", re.IGNORECASE)
 CE_POINT = -6.5  # a further point must score at least this

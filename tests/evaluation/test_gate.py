@@ -37,7 +37,7 @@ FLOORS = {
     "mrr": 0.68,  # 0.700
     "ndcg@5": 0.55,  # 0.573
     "context_budget_hit": 0.76,  # 0.781
-    "keypoint_coverage": 0.83,  # 0.854 (review 0.842, notes 0.960; the review suite was 0.896 before issue 12)
+    "keypoint_coverage": 0.84,  # 0.868 (review 0.852, notes 0.960; the review suite was 0.896 before issue 12)
     "citation_validity": 0.99,  # 1.000
     "citation_support": 0.99,  # 1.000
     "abstention_accuracy": 0.85,  # 0.876
@@ -45,7 +45,7 @@ FLOORS = {
     "abstention_recall": 0.60,  # 0.628 (partial answers count as declining)
     "abstention_f1": 0.66,  # 0.692
     "hygiene_clean": 1.0,  # 1.000: no answer with a hygiene finding (118 findings in the answers before issue 12)
-    "pass_rate": 0.69,  # 0.716 (139 of 194 turns)
+    "pass_rate": 0.70,  # 0.727 (141 of 194 turns)
     "answers_question_above_0": 0.59,  # 0.616 of answered turns lead with a claim the cross-encoder scores above 0
     "running-co-production:hit@5": 0.83,  # 0.857
     "power-dynamics:hit@5": 0.87,  # 0.895
