@@ -46,7 +46,7 @@ SOURCE_SEEKING = re.compile(
     r"where (?:can|could|do|would|should) (?:i|we|you) (?:find|get|look))\b",
     re.IGNORECASE,
 )
-REFERENCE_PENALTY = 0.05  # without a cross-encoder: a reference entry loses this much cheap score
+REFERENCE_PENALTY = 0.05  # a reference entry loses this much cheap score when the question does not ask for reading
 
 
 @dataclass
