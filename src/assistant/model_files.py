@@ -4,6 +4,9 @@ which data folder's copy to use."""
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 CHUNK = 1 << 20  # bytes read at a time when hashing or copying model files
@@ -54,3 +57,15 @@ def padded_feed(encodings, input_names: set[str]) -> dict:
     if "token_type_ids" in input_names:
         feed["token_type_ids"] = types
     return feed
+
+
+@contextmanager
+def download_folder(given: Path | None, parent: Path, prefix: str):
+    """The folder to download wheels into: `given` (kept), or a temporary one in `parent`, removed afterwards."""
+    folder = Path(given) if given is not None else Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+    finally:
+        if given is None:
+            shutil.rmtree(folder, ignore_errors=True)
