@@ -12,7 +12,7 @@ from assistant.answer import Answer, ExtractiveAnswerer
 from assistant.conversation import looks_like_follow_up, standalone_query
 from assistant.embeddings import Embedder, get_embedder
 from assistant.index import IndexMissing, IndexStore, LoadedIndex, open_current
-from assistant.ingest import IngestOptions, IngestReport, ingest
+from assistant.ingest import IngestOptions, IngestReport, ingest, is_shipped
 from assistant.llm import BACKENDS, GENERATIVE_BACKENDS, ModelError
 from assistant.loaders import SUPPORTED_SUFFIXES
 from assistant.locations import no_index_message
@@ -192,15 +192,12 @@ class AssistantService:
 
     def shipped_sources(self, index: LoadedIndex) -> set[str]:
         """Documents of the shipped corpus: the only ones whose instructions to the reader are trusted."""
-        corpus = self.settings.corpus_dir.resolve()
-        shipped = set()
-        for source, entry in index.manifest.get("documents", {}).items():
-            try:
-                if corpus in Path(entry.get("path", "")).resolve().parents:
-                    shipped.add(source)
-            except (OSError, RuntimeError):
-                continue
-        return shipped
+        options = self._options()
+        return {
+            source
+            for source, entry in index.manifest.get("documents", {}).items()
+            if entry.get("path") and is_shipped(Path(entry["path"]), options)
+        }
 
     def check_question(self, question: str) -> str:
         question = (question or "").strip()
