@@ -176,7 +176,9 @@ class AssistantService:
                 except CrossEncoderUnavailable:
                     pass  # reported by cross_encoder() with the answer
 
-            self._cross_encoder_loading = threading.Thread(target=load, name="cross-encoder-load", daemon=True)
+            # Not a daemon: a process that exits early (no index, a refused question) must wait for onnxruntime
+            # to finish building its session, or the C++ runtime aborts ("terminate called without an active exception").
+            self._cross_encoder_loading = threading.Thread(target=load, name="cross-encoder-load")
             self._cross_encoder_loading.start()
 
     def cross_encoder(self):
