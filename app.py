@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="port (default 7860)")
     parser.add_argument("--auth", default=None, help="require a login, user:password (or set ASSISTANT_AUTH)")
     args = parser.parse_args(argv)
-    from assistant.ui import launch
+    from assistant.faces.ui import launch
 
     launch(host=args.host, port=args.port, auth=args.auth)
     return 0

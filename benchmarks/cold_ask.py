@@ -33,9 +33,9 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "langchain_chroma", "
 ASK = r"""
 import json, os, sys
 if os.environ.get("BENCH_HIDE_ONNX"):
-    import assistant.onnx_query as q
+    import assistant.models.query_encoder as q
     q.resolve_dir = lambda settings: settings.data_dir / "models" / "no-query-encoder"
-from assistant.cli import main
+from assistant.faces.cli import main
 sys.argv = ["assistant", "ask", sys.argv[1]]
 code = main()
 sys.stdout.flush()

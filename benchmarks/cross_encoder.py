@@ -41,7 +41,7 @@ def _percentile(values: list[float], p: float) -> float:
 
 def _texts(tokenizer) -> tuple[list[str], list[str]]:
     """24 prose sentences and 8 passages of about PASSAGE_TOKENS tokens (question included), from the review."""
-    from assistant.sentences import split_sentences
+    from assistant.text import split_sentences
 
     body = REVIEW.read_text(encoding="utf-8").split("\n---\n", 1)[-1]
     paragraphs = [p for p in body.split("\n\n") if p.strip() and not p.lstrip().startswith(("#", "-", "|", ">"))]
@@ -61,7 +61,7 @@ def _texts(tokenizer) -> tuple[list[str], list[str]]:
 def load_worker(model_dir: Path, threads: int) -> dict:
     """In a fresh process: import, verify (stat checks against the sidecar) and build the session."""
     started = time.perf_counter()
-    from assistant.cross_encoder import CrossEncoder, verify_model_dir
+    from assistant.models.cross_encoder import CrossEncoder, verify_model_dir
 
     imported = time.perf_counter()
     verify_model_dir(model_dir)
@@ -74,7 +74,7 @@ def load_worker(model_dir: Path, threads: int) -> dict:
 
 def latency(model_dir: Path, threads: list[int], batch_sizes: list[int], runs: int) -> list[dict]:
     """Every configuration in one process, timed in turn within each run, so a busy machine slows all alike."""
-    from assistant.cross_encoder import CrossEncoder
+    from assistant.models.cross_encoder import CrossEncoder
 
     scorers = {(t, b): CrossEncoder(model_dir, threads=t, batch_size=b) for t in threads for b in batch_sizes}
     tokenizer = next(iter(scorers.values()))._tokenizer
@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--load-worker", type=int, metavar="THREADS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model_dir is None:
-        from assistant.cross_encoder import resolve_model_dir, verify_model_dir
+        from assistant.models.cross_encoder import resolve_model_dir, verify_model_dir
         from assistant.settings import get_settings
 
         args.model_dir = resolve_model_dir(get_settings())

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import assistant  # noqa: F401  (offline settings first)
-from assistant.conversation import standalone_query
+from assistant.retrieval.conversation import standalone_query
 from assistant.evaluation import metrics
 from assistant.evaluation.suites import load_suites, suite_paths, turns_of
-from assistant.loaders import split_front_matter
-from assistant.retrieve import Filters
+from assistant.ingest.loaders import split_front_matter
+from assistant.retrieval.retriever import Filters
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
 

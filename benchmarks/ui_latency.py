@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url
     if not url:
         from assistant.service import AssistantService
-        from assistant.ui import build_app, serve, warm_up
+        from assistant.faces.ui import build_app, serve, warm_up
 
         service = AssistantService()
         warm_up(service)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assistant.index import IndexMissing, IndexStore, open_current
+from assistant.index.store import IndexMissing, IndexStore, open_current
 from assistant.locations import DATA_DIR_ENV, IS_CHECKOUT, PROJECT_ROOT, is_checkout, no_index_message
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assistant.sentences import split_sentences
+from assistant.text import split_sentences
 
 NOTES_DIR = Path(__file__).resolve().parents[1] / "corpus" / "notes"
 

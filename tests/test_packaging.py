@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from assistant.locations import APP_NAME, SHIPPED_PACKAGE
-from assistant.prompts import load_prompt
+from assistant.models.prompts import load_prompt
 
 REPO = Path(__file__).resolve().parents[1]
 # Folders mapped into the package at build time (pyproject.toml [tool.setuptools.package-dir]).
@@ -61,7 +61,7 @@ def wheel_names(wheel) -> set[str]:
 def test_the_wheel_holds_every_module_and_data_file(source, wheel_names):
     """Every file under src/assistant/: modules, and data such as data/activities.yaml and data/plan.html.j2."""
     files = {f"assistant/{name}" for name in _files(source / "src/assistant")}
-    assert "assistant/cli.py" in files
+    assert "assistant/faces/cli.py" in files
     assert files - wheel_names == set(), "add the subpackage or data pattern to [tool.setuptools] in pyproject.toml"
 
 
@@ -73,14 +73,14 @@ def test_the_wheel_holds_every_shipped_file(source, wheel_names, folder):
 
 
 def test_the_wheel_holds_the_activities_and_leaves_out_sources_and_tests(wheel_names):
-    assert "assistant/data/activities.yaml" in wheel_names
+    assert "assistant/planning/data/activities.yaml" in wheel_names
     assert not [n for n in wheel_names if n.startswith(("sources/", "tests/", "data/")) or "/sources/" in n]
 
 
 def test_the_entry_point_is_declared(wheel, wheel_names):
     with zipfile.ZipFile(wheel) as archive:
         entry_points = archive.read("assistant-0.1.0.dist-info/entry_points.txt").decode()
-    assert "assistant = assistant.cli:main" in entry_points
+    assert "assistant = assistant.faces.cli:main" in entry_points
 
 
 PROBE = r"""
@@ -88,9 +88,9 @@ import json, sys
 from pathlib import Path
 import assistant, assistant.locations as loc
 from assistant.settings import Settings
-from assistant.prompts import load_prompt
+from assistant.models.prompts import load_prompt
 from assistant.evaluation.command import EVALS_DIR
-from assistant.plan_data import activity_texts, audience_texts
+from assistant.planning.catalogue import activity_texts, audience_texts
 settings = Settings()
 print(json.dumps({
     "package": assistant.__file__,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.cite import citation_problems, markers_in
+from assistant.answering.cite import citation_problems, markers_in
 from assistant.service import QuestionError, safe_filename
 from tests.conftest import REVIEW
 

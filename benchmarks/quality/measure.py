@@ -34,8 +34,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import assistant  # noqa: F401  (offline variables first)
-from assistant.answer import Answer
-from assistant.conversation import standalone_query
+from assistant.answering.extractive import Answer
+from assistant.retrieval.conversation import standalone_query
 from assistant.evaluation import metrics
 from assistant.evaluation.suites import load_suites, turns_of
 from assistant.service import AssistantService, QuestionError

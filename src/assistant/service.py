@@ -8,15 +8,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from assistant.answer import Answer, ExtractiveAnswerer
-from assistant.conversation import looks_like_follow_up, standalone_query
-from assistant.embeddings import Embedder, get_embedder
-from assistant.index import IndexMissing, IndexStore, LoadedIndex, open_current
-from assistant.ingest import IngestOptions, IngestReport, ingest, is_shipped
-from assistant.llm import BACKENDS, GENERATIVE_BACKENDS, ModelError
-from assistant.loaders import SUPPORTED_SUFFIXES
+from assistant.answering.extractive import Answer, ExtractiveAnswerer
+from assistant.retrieval.conversation import looks_like_follow_up, standalone_query
+from assistant.models.embeddings import Embedder, get_embedder
+from assistant.index.store import IndexMissing, IndexStore, LoadedIndex, open_current
+from assistant.ingest.pipeline import IngestOptions, IngestReport, ingest, is_shipped
+from assistant.models.llm import BACKENDS, GENERATIVE_BACKENDS, ModelError
+from assistant.ingest.loaders import SUPPORTED_SUFFIXES
 from assistant.locations import no_index_message
-from assistant.retrieve import Filters, Retriever
+from assistant.retrieval.retriever import Filters, Retriever
 from assistant.settings import Settings, get_settings
 from assistant.themes import THEMES
 
@@ -39,7 +39,7 @@ class AssistantService:
 
     @property
     def embedder(self) -> Embedder:
-        from assistant.onnx_query import resolve_dir
+        from assistant.models.query_encoder import resolve_dir
 
         # Queries use the model's verified ONNX export when there is one, so asking never imports torch.
         return get_embedder(self.settings.resolved_embedding_model(), self.settings.embedding_model_name(), resolve_dir(self.settings))
@@ -168,7 +168,7 @@ class AssistantService:
         with self._lock:
             if self._cross_encoder_loading is not None or not self.settings.cross_encoder:
                 return
-            from assistant.cross_encoder import CrossEncoderUnavailable, get_cross_encoder
+            from assistant.models.cross_encoder import CrossEncoderUnavailable, get_cross_encoder
 
             def load() -> None:
                 try:
@@ -183,7 +183,7 @@ class AssistantService:
 
     def cross_encoder(self):
         """The cross-encoder that chooses evidence, and a notice when answers must come without it."""
-        from assistant.cross_encoder import CrossEncoderDisabled, CrossEncoderUnavailable, get_cross_encoder
+        from assistant.models.cross_encoder import CrossEncoderDisabled, CrossEncoderUnavailable, get_cross_encoder
 
         try:
             return get_cross_encoder(self.settings), None
@@ -217,7 +217,7 @@ class AssistantService:
         """The LangChain chat model behind a generative backend (None for extractive); ModelError if unusable."""
         if backend not in GENERATIVE_BACKENDS:
             return None
-        from assistant.llm import chat_model
+        from assistant.models.llm import chat_model
 
         return chat_model(self.settings, backend)
 
@@ -227,7 +227,7 @@ class AssistantService:
         deterministic = standalone_query(question, history)
         if model is None or not self.settings.llm_rewrite_followups or deterministic == question or not looks_like_follow_up(question):
             return deterministic, False
-        from assistant.conversation import rewrite_with_model
+        from assistant.retrieval.conversation import rewrite_with_model
 
         rewritten = rewrite_with_model(model, backend, question, history, self.settings.llm_timeout)
         return (rewritten, True) if rewritten else (deterministic, False)
@@ -312,7 +312,7 @@ class AssistantService:
         if backend == "extractive":
             yield "answer", evidence
             return
-        from assistant.generate import GenerativeAnswerer, quoted_instead, with_fallback_note
+        from assistant.answering.generate import GenerativeAnswerer, quoted_instead, with_fallback_note
 
         if model is None:
             yield "answer", quoted_instead(evidence, with_fallback_note(str(model_problem)), model_problem.kind)
@@ -342,9 +342,9 @@ class AssistantService:
     def relevance_scores(self, query: str, texts: list[str]):
         """Cross-encoder logits for how well each text answers `query` (numpy array, in order; higher is better).
 
-        Raises assistant.cross_encoder.CrossEncoderUnavailable when the cross-encoder is off, missing or broken.
+        Raises assistant.models.cross_encoder.CrossEncoderUnavailable when the cross-encoder is off, missing or broken.
         """
-        from assistant.cross_encoder import get_cross_encoder
+        from assistant.models.cross_encoder import get_cross_encoder
 
         return get_cross_encoder(self.settings).score(query, list(texts))
 

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=5, le=200, description="Passages each retriever contributes to fusion.")
     top_k: int = Field(8, ge=5, le=50, description="Ranked passages returned with an answer.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (used only when the retriever is asked for RRF).")
-    # Score fusion (see assistant.retrieve): the best-sentence signal carries most of the weight; on the
+    # Score fusion (see assistant.retrieval.retriever): the best-sentence signal carries most of the weight; on the
     # review, notes and probe questions (benchmarks/quality) weights near these form a broad plateau.
     fusion_weights: tuple[float, float, float] = Field((0.25, 1.0, 0.75), description="Score-fusion weights: passage vectors, best sentence, BM25.")
     # 1.3 maximises the mean of whole-corpus hit@1 on review questions and on notes questions (each suite
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # higher threshold declines them too (at -4: R 0.69 but 31 answerable turns declined).
     min_answer_relevance: float = Field(-8.0, description="Cross-encoder score of the best evidence below which a question is declined.")
     min_sentence_relevance: float = Field(0.30, description="Sentences less similar than this never enter an answer.")
-    # The cross-encoder (assistant.cross_encoder); when off, missing or corrupt, answers come without it.
+    # The cross-encoder (assistant.models.cross_encoder); when off, missing or corrupt, answers come without it.
     cross_encoder: bool = Field(True, description="Score evidence with the packaged cross-encoder (make cross-encoder).")
     cross_encoder_path: str = Field("", description="Cross-encoder directory; empty = the fetched ms-marco-MiniLM-L-12-v2 under data_dir/models.")
     cross_encoder_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads for the cross-encoder (1 measured faster than 2 on 2 busy cores).")
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=100)
     max_file_mb: float = Field(50.0, gt=0)
     backend: str = Field("extractive", description="extractive (quoted sentences), local (a GGUF file), ollama or openai.")
-    # Generative backends (assistant.llm). Every call is bounded by llm_timeout; on any failure the
+    # Generative backends (assistant.models.llm). Every call is bounded by llm_timeout; on any failure the
     # extractive answer is served with a notice.
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds before a model call is abandoned.")
     llm_max_tokens: int = Field(400, ge=32, le=4096, description="Longest answer the model may write, in tokens.")
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1")
     port: int = Field(7860)
-    # The web guard (assistant.web_guard): loopback names and the bound host are always allowed.
+    # The web guard (assistant.faces.web_guard): loopback names and the bound host are always allowed.
     allowed_hosts: list[str] = Field([], description="Extra host names the UI answers to (a DNS name or a proxy's Host); any other Host is refused.")
     login_attempts: int = Field(5, ge=1, le=1000, description="Failed sign-ins allowed per client within login_window seconds (then HTTP 429).")
     login_window: float = Field(60.0, gt=0, le=86400, description="Seconds over which failed sign-ins are counted.")

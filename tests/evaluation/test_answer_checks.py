@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from eval_fakes import DOC, FILM, TINY_SUITE, answered, passage, standard_service
+from tests.evaluation.eval_fakes import DOC, FILM, TINY_SUITE, answered, passage, standard_service
 
-from assistant.cross_encoder import CrossEncoderUnavailable
+from assistant.models.cross_encoder import CrossEncoderUnavailable
 from assistant.evaluation.answer_checks import RelevanceScorer, cited_claims, hygiene_findings, markdown_debris
 from assistant.evaluation.runner import run_cases, score_turn, summarise
 from assistant.evaluation.suites import Turn
-from assistant.cite import SupportScorer
-from eval_fakes import FakeEmbedder
+from assistant.answering.cite import SupportScorer
+from tests.evaluation.eval_fakes import FakeEmbedder
 
 GAP = "The indexed sources don't give a payment rate for this question. Here is what they do say."
 

@@ -9,9 +9,9 @@ from contextlib import closing
 
 import pytest
 import yaml
-from eval_fakes import TINY_SUITE, standard_service, write_suite
+from tests.evaluation.eval_fakes import TINY_SUITE, standard_service, write_suite
 
-from assistant.cli import build_parser
+from assistant.faces.cli import build_parser
 from assistant.evaluation.command import cmd_eval
 from assistant.evaluation.suites import SuiteError, load_suite, load_suites
 

@@ -23,8 +23,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from assistant.cli import build_parser
-from assistant.cross_encoder import resolve_model_dir
+from assistant.faces.cli import build_parser
+from assistant.models.cross_encoder import resolve_model_dir
 from assistant.evaluation.command import cmd_eval
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
@@ -89,7 +89,7 @@ def test_every_suite_meets_its_floors(gate_run, capsys):
 
 @pytest.mark.slow
 def test_no_answer_has_a_hygiene_finding(gate_run):
-    """Every answer of every suite reads cleanly: assistant.hygiene over each quoted claim, and no Markdown debris."""
+    """Every answer of every suite reads cleanly: assistant.answering.hygiene over each quoted claim, and no Markdown debris."""
     _, out = gate_run
     document = _document(out)
     findings = [f"{c['id']} ({c['question'][:60]}): {f}" for c in document["cases"] for f in c["hygiene_findings"]]

@@ -8,7 +8,7 @@ run for real in this environment; everything else in these tests uses real code 
 from __future__ import annotations
 
 import pytest
-from eval_fakes import FILM, NOISE, TINY_SUITE, answered, declined, passage, standard_service
+from tests.evaluation.eval_fakes import FILM, NOISE, TINY_SUITE, answered, declined, passage, standard_service
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from assistant.evaluation.judge import NOT_RUN, ChatModelJudge, Judge, judge_for, parse_grade, parse_yes_no

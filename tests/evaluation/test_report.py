@@ -8,9 +8,9 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from eval_fakes import standard_service, write_suite
+from tests.evaluation.eval_fakes import standard_service, write_suite
 
-from assistant.cli import build_parser
+from assistant.faces.cli import build_parser
 from assistant.evaluation.command import cmd_eval
 from assistant.evaluation.report import (
     bar_chart,

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from eval_fakes import DOC, FILM, NOISE, TINY_SUITE, FakeEmbedder, answered, declined, passage, standard_service
+from tests.evaluation.eval_fakes import DOC, FILM, NOISE, TINY_SUITE, FakeEmbedder, answered, declined, passage, standard_service
 
 from assistant.evaluation.runner import (
     SUPPORT_COSINE,

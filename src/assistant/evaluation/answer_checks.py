@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from assistant import hygiene
-from assistant.answer import SOURCE_SEEKING
-from assistant.cite import cited_sentences
+from assistant.answering import hygiene
+from assistant.answering.extractive import SOURCE_SEEKING
+from assistant.answering.cite import cited_sentences
 
 # Markup that must never reach a reader anywhere in an answer, the fixed lines included: a Markdown link or
 # its leftover "](", bold or underline markers, a link to "#", a heading marker at a line start, code ticks
@@ -39,7 +39,7 @@ def markdown_debris(answer_text: str) -> list[str]:
 
 
 def hygiene_findings(question: str, answer_text: str) -> list[str]:
-    """Everything that makes the answer unfit to read: assistant.hygiene over each quoted claim (reference
+    """Everything that makes the answer unfit to read: assistant.answering.hygiene over each quoted claim (reference
     entries allowed when the question asks for something to read), then Markdown debris in the whole text."""
     allow = bool(SOURCE_SEEKING.search(question or ""))
     findings: list[str] = []
@@ -79,7 +79,7 @@ class RelevanceScorer:
         claims = cited_claims(answer_text)
         if not claims:
             return None
-        from assistant.cross_encoder import CrossEncoderUnavailable
+        from assistant.models.cross_encoder import CrossEncoderUnavailable
 
         scorer = getattr(self.service, "relevance_scores", None)
         if scorer is None:

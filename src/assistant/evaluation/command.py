@@ -76,7 +76,7 @@ def run_eval(args, service=None) -> int:
     from assistant.evaluation.judge import judge_for
     from assistant.evaluation.runner import run_cases, summarise_cases
     from assistant.evaluation.suites import SuiteError, load_suites, suite_paths
-    from assistant.index import IndexMissing
+    from assistant.index.store import IndexMissing
     from assistant.service import BACKENDS, AssistantService
 
     # Everything that can be wrong with the arguments is found before a single question is asked.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from assistant.sentences import normalise  # noqa: F401 (part of this module's vocabulary)
+from assistant.text import normalise  # noqa: F401 (part of this module's vocabulary)
 
 __all__ = [
     "MIN_RUN_SHARE",

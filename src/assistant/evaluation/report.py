@@ -23,7 +23,7 @@ from assistant.evaluation.report_junit import junit_xml
 from assistant.evaluation.report_text import comparison_lines, console_summary, summary_markdown  # noqa: F401 (re-exported)
 from assistant.evaluation.runner import CONTEXT_BUDGET_CHARS, JUDGED_METRICS, K_VALUES, SUPPORT_COSINE, SUPPORT_LEXICAL
 from assistant.evaluation.verdict import PASS_RULE, headline, turn_failures  # noqa: F401 (re-exported)
-from assistant.llm import model_label
+from assistant.models.llm import model_label
 
 FORMAT = "assistant-eval/1"
 REPORT_FILES = ("results.json", "summary.md", "report.html", "junit.xml")

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 
 
-from assistant.answer import Answer
-from assistant.cite import SUPPORT_COSINE, SUPPORT_LEXICAL, SupportScorer, cited_sentences  # noqa: F401 (re-exported)
+from assistant.answering.extractive import Answer
+from assistant.answering.cite import SUPPORT_COSINE, SUPPORT_LEXICAL, SupportScorer, cited_sentences  # noqa: F401 (re-exported)
 from assistant.evaluation import metrics
 from assistant.evaluation.answer_checks import RelevanceScorer, hygiene_findings
 from assistant.evaluation.suites import Turn, turns_of

@@ -1,0 +1,1 @@
+"""Planning face: session plans for trainers, built through the service and rendered as Word, Markdown or HTML."""
