@@ -1,15 +1,14 @@
-"""The feedback store: the exact SQLite schema, thread-safe writes, and export as candidate eval cases."""
+"""The feedback store: the exact SQLite schema and thread-safe writes (tests/evaluation/test_feedback_import.py: the import as cases)."""
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import threading
 
 import pytest
 
-from assistant.feedback import FeedbackStore, candidate_case, first_words
+from assistant.feedback import FeedbackStore
 
 EXPECTED_COLUMNS = [
     ("id", "INTEGER"),
@@ -83,33 +82,3 @@ def test_concurrent_writes_all_land(tmp_path):
         t.join()
     assert sorted(ids) == list(range(1, 81))
     assert len(store.all()) == 80
-
-
-def test_export_jsonl_writes_eval_shaped_candidates(tmp_path):
-    store = FeedbackStore(tmp_path / "f.sqlite3")
-    store.add(-1, "How do we stop clinicians dominating?", "Answer [1]", [CITATION], RETRIEVED, "extractive", ["Who runs it?"], "too vague")
-    store.add(1, "Good one?", "Answer [1]", [CITATION], [], "extractive")
-    store.add(-1, "What is the capital of France?", "The indexed sources don't cover this question", [], [], "extractive")
-    out = tmp_path / "cases.jsonl"
-    assert store.export_jsonl(out) == 3
-    cases = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [c["id"] for c in cases] == ["feedback-001", "feedback-002", "feedback-003"]
-    first = cases[0]
-    assert set(first) == {"id", "question", "theme", "answerable", "evidence", "note"}
-    assert first["theme"] == "power-dynamics"  # the first cited passage's theme in the eval vocabulary
-    assert first["answerable"] is True
-    assert first["evidence"] == [{"document": CITATION["source"], "snippet": first_words(CITATION["quote"])}]
-    assert len(first["evidence"][0]["snippet"].split()) == 12
-    assert "too vague" in first["note"] and "-1" in first["note"] and "Who runs it?" in first["note"]
-    assert cases[1]["theme"] == "running-co-production"  # no retrieved themes: the default
-    assert cases[2]["evidence"] == [] and "add evidence" in cases[2]["note"]
-
-    buffer = io.StringIO()
-    assert store.export_jsonl(buffer, only_negative=True) == 2
-    assert [json.loads(line)["id"] for line in buffer.getvalue().splitlines()] == ["feedback-001", "feedback-003"]
-
-
-def test_candidate_case_deduplicates_evidence():
-    entry = {"id": 7, "rating": -1, "question": "q", "citations": [CITATION, dict(CITATION, n=2)], "retrieved": RETRIEVED}
-    assert len(candidate_case(entry)["evidence"]) == 1
-    assert candidate_case(entry)["id"] == "feedback-007"

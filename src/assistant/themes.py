@@ -1,6 +1,8 @@
-"""The theme vocabulary and how a passage is tagged with themes for filtering."""
+"""The theme vocabulary (corpus, topic and evaluation themes) and how a passage or a topic is tagged with themes."""
 
 from __future__ import annotations
+
+import re
 
 THEMES: dict[str, str] = {
     "running-co-production": "Running co-production",
@@ -13,6 +15,16 @@ THEMES: dict[str, str] = {
     "payment": "Payment and reimbursement",
     "glossary": "Glossary",
 }
+
+# What a question is about: an evaluation case's theme, a feedback candidate's, a session plan's. The other
+# corpus themes (principles, payment, glossary) run through every topic and only tag passages.
+TOPIC_THEMES: tuple[str, ...] = (
+    "running-co-production", "power-dynamics", "recruitment", "measurement", "ebcd", "always-events",
+)
+DEFAULT_TOPIC_THEME = "running-co-production"  # almost every passage is also about running co-production
+# Evaluation cases that test declining rather than a topic carry one of these (evals/README.md).
+DECLINE_THEMES: tuple[str, ...] = ("out-of-scope", "adversarial")
+CASE_THEMES: tuple[str, ...] = TOPIC_THEMES + DECLINE_THEMES
 
 # Word stems that mark a passage as being about a theme (matched on lower-cased text).
 _MARKERS: dict[str, tuple[str, ...]] = {
@@ -40,6 +52,32 @@ _MARKERS: dict[str, tuple[str, ...]] = {
     "principles": ("principle", "ladder", "values", "reciprocity", "assets"),
     "payment": ("payment", "reimburs", "expenses", "benefit", "paid", "remunerat"),
 }
+
+
+# Word stems (at a word start) that mark a short topic, such as a session plan's, as being about a theme:
+# looser than the passage markers ("voice", "journey"), checked in this order, the first match wins.
+# "always event" counts as experience-based co-design, whose activities suit Always Events too.
+TOPIC_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("power-dynamics", ("power", "hierarch", "dominat", "speak up", "level playing field", "equal partner", "voice")),
+    ("recruitment", ("recruit", "representat", "divers", "seldom", "hard to reach", "hard-to-reach", "inclusion", "outreach", "reach")),
+    ("measurement", ("measur", "metric", "evaluat", "prem", "survey", "outcome", "impact", "data", "indicator")),
+    (
+        "ebcd",
+        ("ebcd", "experience", "co-design", "codesign", "touchpoint", "trigger film", "journey", "always event", "emotional mapping"),
+    ),
+)
+_TOPIC_PATTERNS = tuple(
+    (theme, re.compile("|".join(r"\b" + re.escape(w) for w in words))) for theme, words in TOPIC_WORDS
+)
+
+
+def topic_theme(topic: str) -> str | None:
+    """The theme a short topic is about, by the first word stem of TOPIC_WORDS it contains; None for none."""
+    lowered = topic.lower()
+    for theme, pattern in _TOPIC_PATTERNS:
+        if pattern.search(lowered):
+            return theme
+    return None
 
 
 def detect_themes(text: str) -> set[str]:

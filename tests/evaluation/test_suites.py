@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from assistant import themes
 from assistant.evaluation.metrics import normalise
+from assistant.evaluation.suites import ID_PATTERN, CaseSpec
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
@@ -18,19 +20,11 @@ CORPUS = REPO / "corpus"
 SEED = REPO / "sources/co-production-and-quality-improvement-2020.txt"  # the review as published (sources/README.md)
 
 REVIEW_DOC = "review/co-production-and-quality-improvement-2020.md"
-TOPIC_THEMES = {
-    "running-co-production",
-    "power-dynamics",
-    "recruitment",
-    "measurement",
-    "ebcd",
-    "always-events",
-}
-THEMES = TOPIC_THEMES | {"out-of-scope", "adversarial"}
-CASE_FIELDS = {"id", "question", "theme", "answerable", "evidence", "key_points", "followups", "repeat", "note"}
+TOPIC_THEMES = set(themes.TOPIC_THEMES)
+THEMES = set(themes.CASE_THEMES)
+CASE_FIELDS = set(CaseSpec.model_fields)
 FOLLOWUP_FIELDS = {"question", "answerable", "evidence", "key_points", "note"}
 EVIDENCE_FIELDS = {"document", "snippet"}
-ID_PATTERN = re.compile(r"^[a-z]+(?:-[a-z]+)*-\d{3}$")
 MIN_WORDS, MAX_WORDS = 6, 20
 LIST_MARKER = re.compile(r"^(?:[-*+]\s|\d+[.)]\s|#)")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.evaluation.runner import JUDGED_METRICS, LATENCY_METRICS, SUMMARY_METRICS
-from assistant.evaluation.suites import THEMES
+from assistant.themes import CASE_THEMES
 
 #: Per-case scores compared with the baseline (higher is better for each).
 CASE_METRICS = ("hit@5", "mrr", "abstention_correct", "keypoint_coverage", "passed")
@@ -135,8 +135,8 @@ def parse_gate(text: str) -> Gate:
     metric, theme = match["metric"], match["theme"]
     if metric not in GATE_METRICS:
         raise GateError(f"--fail-under {text!r}: unknown metric {metric!r}; use one of {', '.join(GATE_METRICS)}")
-    if theme is not None and theme not in THEMES:
-        raise GateError(f"--fail-under {text!r}: unknown theme {theme!r}; use one of {', '.join(THEMES)}")
+    if theme is not None and theme not in CASE_THEMES:
+        raise GateError(f"--fail-under {text!r}: unknown theme {theme!r}; use one of {', '.join(CASE_THEMES)}")
     try:
         floor = float(match["value"])
     except ValueError as exc:

@@ -29,12 +29,11 @@ from pathlib import Path
 import yaml
 
 from assistant.evaluation.metrics import normalise
+from assistant.feedback import COLUMNS
+from assistant.themes import DEFAULT_TOPIC_THEME, TOPIC_THEMES
 
-TOPIC_THEMES = ("running-co-production", "power-dynamics", "recruitment", "measurement", "ebcd", "always-events")
-DEFAULT_THEME = "running-co-production"
 TIE_ORDER = ("ebcd", "always-events", "measurement", "recruitment", "power-dynamics", "running-co-production")
 SNIPPET_WORDS = 12
-COLUMNS = ("id", "created_at", "rating", "comment", "question", "answer", "citations_json", "retrieved_json", "backend", "history_json")
 _FEEDBACK_ID = re.compile(r"^\s*-?\s*id:\s*['\"]?feedback-(\d+)", re.MULTILINE)
 
 
@@ -112,7 +111,7 @@ def guess_theme(citations: list[dict], retrieved: list[dict]) -> str:
             if theme in TOPIC_THEMES:
                 counts[theme] = counts.get(theme, 0) + 1
     if not counts:
-        return DEFAULT_THEME
+        return DEFAULT_TOPIC_THEME
     # Ties go to the more specific theme: almost every passage is also about running co-production.
     return max(TIE_ORDER, key=lambda t: (counts.get(t, 0), -TIE_ORDER.index(t)))
 

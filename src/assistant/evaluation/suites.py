@@ -1,4 +1,4 @@
-"""Loads evaluation suites (YAML or JSONL) into turns, refusing a malformed file with its line and problem."""
+"""Loads evaluation suites (YAML or JSONL) into turns, checked against the suite schema (pydantic models), refusing a malformed file with its line and problem."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-THEMES = (
-    "running-co-production", "power-dynamics", "recruitment", "measurement", "ebcd", "always-events",
-    "out-of-scope", "adversarial",
-)
-CASE_FIELDS = {"id", "question", "theme", "answerable", "evidence", "key_points", "followups", "note", "repeat"}
-TURN_FIELDS = {"question", "evidence", "key_points", "answerable", "note", "repeat"}
-ID_PATTERN = re.compile(r"^[a-z]+(?:-[a-z]+)*-\d{3,}$")
+from assistant.themes import CASE_THEMES
+
+ID_PATTERN = re.compile(r"^[a-z]+(?:-[a-z]+)*-\d{3,}$")  # evals/README.md; feedback candidates go past 999
 
 
 class SuiteError(ValueError):
@@ -88,59 +87,129 @@ def load_suite(path: Path) -> list[dict]:
     return cases
 
 
+# -- the schema ------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # strict: YAML's `yes please` is not true, and true is not a repeat count
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("empty")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+
+
+class EvidenceItem(_Strict):
+    document: Text
+    snippet: Text
+
+
+class TurnSpec(_Strict):
+    """A follow-up question; `answerable` defaults to its case's."""
+
+    question: Text
+    answerable: bool | None = None
+    evidence: list[EvidenceItem] | None = None
+    key_points: list[Annotated[list[str], Field(min_length=1)]] | None = None
+    note: str | None = None
+    repeat: int = Field(default=1, ge=1)
+
+
+class CaseSpec(TurnSpec):
+    """One case: a first question with its theme and whether the corpus answers it, then its follow-ups."""
+
+    id: str
+    theme: str
+    answerable: bool
+    followups: list[TurnSpec] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not ID_PATTERN.match(value):
+            raise ValueError("pattern")
+        return value
+
+    @field_validator("theme")
+    @classmethod
+    def _theme(cls, value: str) -> str:
+        if value not in CASE_THEMES:
+            raise ValueError("unknown theme")
+        return value
+
+    @model_validator(mode="after")
+    def _evidence_matches_answerable(self) -> "CaseSpec":
+        for n, turn in enumerate([self] + list(self.followups or [])):
+            name = f"case {self.id!r}" + (f": follow-up {n}" if n else "")
+            answerable = self.answerable if turn.answerable is None else turn.answerable
+            if answerable and not turn.evidence:
+                raise PydanticCustomError("suite", f"{name} is answerable but lists no evidence")
+            if not answerable and turn.evidence:
+                raise PydanticCustomError("suite", f"{name} is unanswerable but lists evidence; drop it or set answerable: true")
+        return self
+
+
+# What each field must be, said when a value breaks the schema ({name} is the case or its follow-up).
+_RULES = {
+    "id": "case id {value!r} should be lower-case words joined by hyphens, then three or more digits (e.g. 'power-003')",
+    "theme": "{name} has theme {value!r}; use one of " + ", ".join(CASE_THEMES),
+    "answerable": "{name}: 'answerable' must be true or false",
+    "question": "{name}: 'question' must be non-empty text",
+    "evidence": "{name}: 'evidence' must be a list of {{document, snippet}} items",
+    "evidence item": "{name}: each evidence item needs 'document' and 'snippet' (text)",
+    "key_points": "{name}: 'key_points' must be a list of lists of alternatives",
+    "key point": "{name}: each key point must be a list of alternative strings",
+    "repeat": "{name}: 'repeat' must be a whole number of at least 1",
+    "note": "{name}: 'note' must be text",
+    "followups": "{name}: 'followups' must be a list of turns",
+    "follow-up": "{name} needs a 'question'",
+}
+
+
+def _problem(case: dict, errors: list[dict]) -> str:
+    """One clear sentence for the first problem pydantic found: missing fields first, then unknown ones."""
+    case_name = f"case {case.get('id', '?')!r}"
+
+    def turn_of(loc: tuple) -> tuple[str, dict, tuple]:
+        if len(loc) >= 2 and loc[0] == "followups" and isinstance(loc[1], int):
+            follow_up = (case.get("followups") or [])[loc[1]]
+            return f"{case_name}: follow-up {loc[1] + 1}", follow_up if isinstance(follow_up, dict) else {}, loc[2:]
+        return case_name, case, loc
+
+    for kind in ("missing", "extra_forbidden"):
+        found = [e for e in errors if e["type"] == kind and len(turn_of(e["loc"])[2]) == 1]
+        if found:
+            name, turn, _ = turn_of(found[0]["loc"])
+            fields = [turn_of(e["loc"])[2][0] for e in found if turn_of(e["loc"])[0] == name]
+            if kind == "extra_forbidden":
+                return f"{name} has unknown field(s) {', '.join(sorted(fields))}"
+            if name != case_name and "question" in fields:
+                return _RULES["follow-up"].format(name=name)
+            order = ("id", "question", "theme", "answerable")
+            return f"{name} has no " + ", ".join(f"'{f}'" for f in sorted(fields, key=lambda f: order.index(f) if f in order else 9))
+    error = errors[0]
+    if error["type"] == "suite":
+        return error["msg"]
+    name, turn, loc = turn_of(error["loc"])
+    if not loc:
+        return _RULES["follow-up"].format(name=name)  # a follow-up that is not a mapping
+    field_name = loc[0]
+    rule = {("evidence", True): "evidence item", ("key_points", True): "key point"}.get((field_name, len(loc) > 1), field_name)
+    return _RULES[rule].format(name=name, value=turn.get(field_name))
+
+
 def _check_case(case, where: str) -> None:
     if not isinstance(case, dict):
         raise SuiteError(f"{where}: each case must be a mapping with id, question, theme and answerable")
-    for key in ("id", "question", "theme", "answerable"):
-        if key not in case:
-            raise SuiteError(f"{where}: case {case.get('id', '?')!r} has no '{key}'")
-    unknown = set(case) - CASE_FIELDS
-    if unknown:
-        raise SuiteError(f"{where}: case {case['id']!r} has unknown field(s) {', '.join(sorted(unknown))}")
-    if not isinstance(case["id"], str) or not ID_PATTERN.match(case["id"]):
-        raise SuiteError(f"{where}: case id {case['id']!r} should be lower-case words joined by hyphens, then three digits (e.g. 'power-003')")
-    if case["theme"] not in THEMES:
-        raise SuiteError(f"{where}: case {case['id']!r} has theme {case['theme']!r}; use one of {', '.join(THEMES)}")
-    if not isinstance(case["answerable"], bool):
-        raise SuiteError(f"{where}: case {case['id']!r}: 'answerable' must be true or false")
-    _check_turn(case, where, case["id"], case["answerable"])
-    followups = case.get("followups")
-    if followups is not None and not isinstance(followups, list):
-        raise SuiteError(f"{where}: case {case['id']!r}: 'followups' must be a list of turns")
-    for n, follow_up in enumerate(followups or [], start=1):
-        if not isinstance(follow_up, dict) or "question" not in follow_up:
-            raise SuiteError(f"{where}: case {case['id']!r}: follow-up {n} needs a 'question'")
-        unknown = set(follow_up) - TURN_FIELDS
-        if unknown:
-            raise SuiteError(f"{where}: case {case['id']!r}: follow-up {n} has unknown field(s) {', '.join(sorted(unknown))}")
-        if "answerable" in follow_up and not isinstance(follow_up["answerable"], bool):
-            raise SuiteError(f"{where}: case {case['id']!r}: follow-up {n}: 'answerable' must be true or false")
-        _check_turn(follow_up, where, f"{case['id']}#{n}", follow_up.get("answerable", case["answerable"]))
-
-
-def _check_turn(turn: dict, where: str, name: str, answerable: bool) -> None:
-    if not isinstance(turn["question"], str) or not turn["question"].strip():
-        raise SuiteError(f"{where}: {name}: 'question' must be non-empty text")
-    evidence = turn.get("evidence") or []
-    if not isinstance(evidence, list):
-        raise SuiteError(f"{where}: {name}: 'evidence' must be a list of {{document, snippet}} items")
-    if answerable and not evidence:
-        raise SuiteError(f"{where}: {name} is answerable but lists no evidence")
-    if not answerable and evidence:
-        raise SuiteError(f"{where}: {name} is unanswerable but lists evidence; drop it or set answerable: true")
-    for item in evidence:
-        if not isinstance(item, dict) or not isinstance(item.get("document"), str) or not isinstance(item.get("snippet"), str) \
-                or not item["document"].strip() or not item["snippet"].strip():
-            raise SuiteError(f"{where}: {name}: each evidence item needs 'document' and 'snippet' (text)")
-    key_points = turn.get("key_points") or []
-    if not isinstance(key_points, list):
-        raise SuiteError(f"{where}: {name}: 'key_points' must be a list of lists of alternatives")
-    for group in key_points:
-        if not isinstance(group, list) or not group or not all(isinstance(a, str) for a in group):
-            raise SuiteError(f"{where}: {name}: each key point must be a list of alternative strings")
-    repeat = turn.get("repeat", 1)
-    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-        raise SuiteError(f"{where}: {name}: 'repeat' must be a whole number of at least 1")
+    try:
+        CaseSpec.model_validate(case)
+    except ValidationError as exc:
+        raise SuiteError(f"{where}: {_problem(case, exc.errors())}") from None
 
 
 def turns_of(case: dict, suite: str = "") -> list[Turn]:

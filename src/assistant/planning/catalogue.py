@@ -8,30 +8,20 @@ from functools import lru_cache
 from pathlib import Path
 
 from assistant.planning.model import Activity, ObserverSheet, RoleCard
+from assistant.themes import topic_theme
 
 DATA_DIR = Path(__file__).with_name("data")
 ACTIVITIES_FILE = DATA_DIR / "activities.yaml"
 AUDIENCES_FILE = DATA_DIR / "audiences.yaml"
 KINDS = ("power", "experience", "recruitment", "measurement", "default")
 
-_KIND_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("power", ("power", "hierarch", "dominat", "speak up", "level playing field", "equal partner", "voice")),
-    ("recruitment", ("recruit", "representat", "divers", "seldom", "hard to reach", "hard-to-reach", "inclusion", "outreach", "reach")),
-    ("measurement", ("measur", "metric", "evaluat", "prem", "survey", "outcome", "impact", "data", "indicator")),
-    (
-        "experience",
-        ("ebcd", "experience", "co-design", "codesign", "touchpoint", "trigger film", "journey", "always event", "emotional mapping"),
-    ),
-)
+# The activity kind (a key of activities.yaml) that suits each topic theme (themes.TOPIC_WORDS).
+_KIND_OF_THEME = {"power-dynamics": "power", "recruitment": "recruitment", "measurement": "measurement", "ebcd": "experience"}
 
 
 def activity_kind(topic: str) -> str:
-    """The kind of activity a topic suits, by the first word stem it contains (power before recruitment, and so on)."""
-    lowered = topic.lower()
-    for kind, words in _KIND_WORDS:
-        if any(re.search(r"\b" + re.escape(w), lowered) for w in words):
-            return kind
-    return "default"
+    """The kind of activity a topic suits, by the theme its words are about (power before recruitment, and so on)."""
+    return _KIND_OF_THEME.get(topic_theme(topic) or "", "default")
 
 
 def _load(path: Path) -> dict:

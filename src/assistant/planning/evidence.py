@@ -8,13 +8,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from assistant.answering.extractive import Answer
-from assistant.answering.cite import Citation, content_words
 from assistant.planning.catalogue import DATA_DIR, _load, activity_kind
 from assistant.planning.model import AssumptionPair, Finding, KeyMessage, ReferenceEntry
-from assistant.ingest.references import Reference
+from assistant.service import Answer, Citation, CrossEncoderUnavailable, Reference, content_words
 from assistant.text import clean_markup
-from assistant.themes import detect_themes
+from assistant.themes import detect_themes, topic_theme
 
 REVIEW_SOURCE = "review/co-production-and-quality-improvement-2020.md"
 ASSUMPTIONS_FILE = DATA_DIR / "assumptions.yaml"
@@ -58,7 +56,6 @@ KIND_ANGLES: dict[str, tuple[str, ...]] = {
     "experience": ("How are patients' experiences gathered and used in {topic}?", "How do staff and patients work together in {topic}?"),
     "default": (),
 }
-KIND_THEME = {"power": "power-dynamics", "recruitment": "recruitment", "measurement": "measurement", "experience": "ebcd"}
 
 _ASSUMPTION_CUE = re.compile(r"\b(assum\w*|perceiv\w*|see\b|feared|fear\b|thought of|believ\w*|reluctan\w*|doubt\w*)", re.I)
 _CONTRAST = re.compile(r",\s+but\s+(?:in fact\s+)?", re.I)
@@ -97,13 +94,7 @@ class Relevance:
 
 
 def _unavailable(exc: Exception) -> bool:
-    if isinstance(exc, ImportError):
-        return True
-    try:
-        from assistant.models.cross_encoder import CrossEncoderUnavailable
-    except ImportError:
-        return False
-    return isinstance(exc, CrossEncoderUnavailable)
+    return isinstance(exc, (ImportError, CrossEncoderUnavailable))
 
 
 # -- quotes --------------------------------------------------------------------------------------------
@@ -220,9 +211,8 @@ def choose_key_messages(service, topic: str, evidence: dict[str, Answer], limit:
     topic. Each key message keeps the citation exactly as the answer that first cited it gave it, so its
     chunk is among that answer's retrieved passages.
     """
-    kind = activity_kind(topic)
     topic_themes = detect_themes(topic)
-    main_theme = KIND_THEME.get(kind)
+    main_theme = topic_theme(topic)
     candidates: dict[str, _Candidate] = {}
     answers = []
     for question in sub_questions(topic):
