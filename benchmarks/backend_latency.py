@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=8)
     args = parser.parse_args()
 
-    from assistant.service import AssistantService
+    from assistant.service import AssistantService, Draft, Evidence, Final
 
     service = AssistantService()
     load_before = os.getloadavg()
@@ -49,14 +49,15 @@ def main() -> int:
         t0 = time.perf_counter()
         evidence_at = first_draft_at = None
         answer = None
-        for kind, value in service.ask_stream(question, backend=args.backend):
+        for event in service.ask_stream(question, backend=args.backend):
             now = time.perf_counter() - t0
-            if kind == "evidence":
-                evidence_at = now
-            elif kind == "draft" and first_draft_at is None:
-                first_draft_at = now
-            elif kind == "answer":
-                answer = value
+            match event:
+                case Evidence():
+                    evidence_at = now
+                case Draft() if first_draft_at is None:
+                    first_draft_at = now
+                case Final(answer=final):
+                    answer = final
         rows.append(
             {
                 "question": question,

@@ -125,3 +125,71 @@ def test_sources_and_stats(corpus_service):
 )
 def test_upload_names_cannot_escape_the_uploads_folder(name, expected):
     assert safe_filename(name) == expected
+
+
+# -- the door: what faces, planning and evaluation may use instead of the service's internals ----------
+
+
+def test_extractive_stream_is_typed_evidence_then_final(corpus_service):
+    from assistant.service import Answer, Draft, Evidence, Final
+
+    events = list(corpus_service.ask_stream("What is experience-based co-design?", backend="extractive"))
+    assert [type(e) for e in events] == [Evidence, Final], events
+    assert isinstance(events[0].answer, Answer) and events[-1].answer is events[0].answer
+    assert not any(isinstance(e, Draft) for e in events)
+    with pytest.raises(AttributeError):  # frozen: a consumer cannot swap the answer under another one
+        events[0].answer = None
+
+
+def test_every_name_the_service_exports_resolves():
+    import assistant.service as service
+
+    assert len(service.__all__) == len(set(service.__all__))
+    for name in service.__all__:
+        assert getattr(service, name) is not None, name
+    assert "not verified" in service.UNSUPPORTED_NOTE  # loaded on first use, not when the service is imported
+    with pytest.raises(AttributeError):
+        service.NO_SUCH_NAME  # noqa: B018
+
+
+def test_manifest_index_and_support_scorer(corpus_service):
+    manifest = corpus_service.manifest()
+    assert manifest["chunk_count"] == corpus_service.stats()["chunks"] > 0
+    assert REVIEW in manifest["documents"]
+    corpus_service.ensure_index()
+    scorer = corpus_service.support_scorer()
+    answer = corpus_service.ask("What is experience-based co-design?", backend="extractive")
+    citation = answer.citations[0]
+    passage = next(p for p in answer.passages if p.chunk.chunk_id == citation.chunk_id)
+    check = scorer.check(citation.quote, citation.chunk_id, passage.chunk.text)
+    assert check["supported"], check  # a quote is always supported by its own passage
+    assert not scorer.check("Patients should be paid £500 per session.", citation.chunk_id, passage.chunk.text)["supported"]
+
+
+def test_index_missing_is_reported_by_the_door(tmp_path):
+    from assistant.service import AssistantService, IndexMissing
+    from tests.conftest import make_settings
+
+    service = AssistantService(make_settings(tmp_path))
+    assert service.manifest().get("documents", {}) == {}
+    with pytest.raises(IndexMissing):
+        service.ensure_index()
+    assert service.support_scorer().index is None  # scoring still works without the index's sentence vectors
+
+
+def test_backend_records_and_privacy(corpus_service):
+    from assistant.service import BACKENDS
+
+    records = corpus_service.backends()
+    assert [b.name for b in records] == list(BACKENDS) == ["extractive", "local", "ollama", "openai"]
+    assert all(b.label and b.note for b in records)
+    assert [b.name for b in records if b.generative] == ["local", "ollama", "openai"]
+    assert corpus_service.is_generative("ollama") and not corpus_service.is_generative("extractive") and not corpus_service.is_generative("nope")
+    settings = corpus_service.settings
+    assert corpus_service.model_server("extractive") is None and corpus_service.model_server("local") is None
+    assert corpus_service.model_server("ollama") == settings.ollama_url
+    assert corpus_service.model_server("openai") == settings.openai_base_url
+    assert corpus_service.model_label("extractive") == "extractive"
+    assert corpus_service.model_label("ollama") == f"{settings.ollama_model} (Ollama at {settings.ollama_url})"
+    with pytest.raises(KeyError, match="available: extractive, local, ollama, openai"):
+        corpus_service.backend("gpt-9")

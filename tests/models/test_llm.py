@@ -18,7 +18,7 @@ from assistant.retrieval.conversation import standalone_query
 from assistant.answering.generate import EVIDENCE_HEADING, UNSUPPORTED_NOTE, Excerpt, GenerativeAnswerer, answer_schema
 from assistant.models.llm import INSTALL_HINTS, model_label
 from assistant.retrieval.retriever import Filters
-from assistant.service import AssistantService
+from assistant.service import AssistantService, Draft, Evidence, Final
 from tests.conftest import make_settings
 from tests.llm_servers import FakeOllama, FakeOpenAI, Reply, answer_json, closed_port_url
 
@@ -85,16 +85,16 @@ def sentences_from(service: AssistantService, question: str = QUESTION) -> tuple
     return excerpts, quotable(excerpts[0]), quotable(excerpts[1])
 
 
-def events_of(service: AssistantService, question: str = QUESTION, **kwargs) -> tuple[list[tuple[str, object]], float]:
+def events_of(service: AssistantService, question: str = QUESTION, **kwargs) -> tuple[list, float]:
     started = time.monotonic()
     events = list(service.ask_stream(question, **kwargs))
     return events, time.monotonic() - started
 
 
 def final(events) -> object:
-    assert events[0][0] == "evidence", "the quoted evidence comes first, before any model call"
-    assert events[-1][0] == "answer"
-    return events[-1][1]
+    assert isinstance(events[0], Evidence), "the quoted evidence comes first, before any model call"
+    assert isinstance(events[-1], Final) and not any(isinstance(e, (Evidence, Final)) for e in events[1:-1]), events
+    return events[-1].answer
 
 
 def written_part(answer) -> str:
@@ -161,12 +161,11 @@ def test_ollama_answer_is_streamed_verified_and_cited(service_with):
         server.script([Reply(content=answer_json([(first, [1]), (second, [2])]), chunks=8)])
         events, _ = events_of(service)
     answer = final(events)
-    kinds = [k for k, _ in events]
-    drafts = [v for k, v in events if k == "draft"]
-    assert kinds.index("draft") < kinds.index("answer") and len(drafts) >= 2, kinds
+    drafts = [e.text for e in events if isinstance(e, Draft)]
+    assert all(isinstance(e, Draft) for e in events[1:-1]) and len(drafts) >= 2, events
     assert first in drafts[-1] and all(len(a) <= len(b) for a, b in zip(drafts, drafts[1:])), "drafts grow as the model writes"
 
-    evidence = events[0][1]
+    evidence = events[0].answer
     assert answer.backend == "ollama" and not answer.abstained and answer.fallback is None
     assert answer.notice == evidence.notice, "nothing flagged: the only notice is the evidence's own, if any"
     assert answer.model == model_label(service.settings, "ollama") and answer.model.startswith(MODEL)
@@ -330,7 +329,7 @@ def test_openai_answer_sends_key_and_schema(service_with):
         server.script([Reply(content=answer_json([(first, [1]), (second, [2])]), chunks=6)])
         events, _ = events_of(service)
     answer = final(events)
-    assert "draft" in [k for k, _ in events]
+    assert any(isinstance(e, Draft) for e in events)
     assert answer.backend == "openai" and answer.fallback is None
     assert answer.model == model_label(service.settings, "openai") and answer.model.startswith(MODEL)
     assert marker_after(answer.text, first) == [1] and marker_after(answer.text, second) == [2]

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import make_settings
 
 from assistant.models.local_model import packaged_model_path
-from assistant.service import AssistantService
+from assistant.service import AssistantService, Draft
 from assistant.settings import PROJECT_ROOT
 
 MODEL = packaged_model_path(PROJECT_ROOT / "data")
@@ -59,12 +59,12 @@ def openai_service(data_dir, url, **overrides) -> AssistantService:
 
 def test_openai_backend_answers_with_verified_citations(corpus_data_dir, server):
     events = list(openai_service(corpus_data_dir, server, openai_response_format="json_object").ask_stream(QUESTION))
-    answer = events[-1][1].to_dict()
+    answer = events[-1].answer.to_dict()
     assert answer["backend"] == "openai", answer["notice"]
     assert "qwen-local" in answer["model"]
     assert not answer["abstained"] and answer["citations"]
     assert any(c["action"] in ("kept", "recited") for c in answer["verification"])
-    assert [k for k, _ in events].count("draft") >= 3, "the server's stream reaches the caller as it is written"
+    assert sum(isinstance(e, Draft) for e in events) >= 3, "the server's stream reaches the caller as it is written"
 
 
 def test_server_that_rejects_json_schema_requests_gets_a_clear_message(corpus_data_dir, server):

@@ -21,7 +21,7 @@ from assistant.answering.generate import EVIDENCE_HEADING, GenerativeAnswerer, n
 from assistant.models.local_chat import load_llama
 from assistant.models.local_model import packaged_model_path
 from assistant.models.prompts import load_prompt
-from assistant.service import AssistantService
+from assistant.service import AssistantService, Draft, Evidence, Final
 from assistant.settings import PROJECT_ROOT
 
 MODEL = packaged_model_path(PROJECT_ROOT / "data")
@@ -57,7 +57,7 @@ def answers(service):
     for question in ANSWERABLE:
         started = time.perf_counter()
         events = list(service.ask_stream(question))
-        results.append((events, events[-1][1], time.perf_counter() - started))
+        results.append((events, events[-1].answer, time.perf_counter() - started))
     return results
 
 
@@ -74,7 +74,7 @@ def test_the_local_model_writes_answers_with_verified_citations(answers):
             assert citation["chunk_id"] in passages and citation["quote"]
         # what the model said is kept apart from what is shown, whichever was served
         assert data["citations_reported"] and all("sources" in r for r in data["citations_reported"])
-        evidence = events[0][1]
+        evidence = events[0].answer
         if data["backend"] == "local":
             written += 1
             assert data["model"] == MODEL.name and data["fallback"] is None
@@ -93,10 +93,9 @@ def test_the_local_model_writes_answers_with_verified_citations(answers):
 
 def test_evidence_first_then_the_model_streams_then_the_verified_answer(answers):
     for events, answer, _ in answers:
-        kinds = [kind for kind, _ in events]
-        assert kinds[0] == "evidence" and kinds[-1] == "answer"
-        assert kinds.count("draft") >= 3, "the model's words arrive while it writes"
-        assert events[0][1].backend == "extractive"
+        assert isinstance(events[0], Evidence) and isinstance(events[-1], Final) and all(isinstance(e, Draft) for e in events[1:-1])
+        assert len(events) - 2 >= 3, "the model's words arrive while it writes"
+        assert events[0].answer.backend == "extractive"
         if answer.backend == "local":
             assert answer.timings_ms["first_token"] < answer.timings_ms["generate"]
 

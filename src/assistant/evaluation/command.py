@@ -76,8 +76,7 @@ def run_eval(args, service=None) -> int:
     from assistant.evaluation.judge import judge_for
     from assistant.evaluation.runner import run_cases, summarise_cases
     from assistant.evaluation.suites import SuiteError, load_suites, suite_paths
-    from assistant.index.store import IndexMissing
-    from assistant.service import BACKENDS, AssistantService
+    from assistant.service import BACKENDS, AssistantService, IndexMissing
 
     # Everything that can be wrong with the arguments is found before a single question is asked.
     try:
@@ -102,8 +101,8 @@ def run_eval(args, service=None) -> int:
     if backend not in BACKENDS:
         return _error(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     try:
-        manifest = service.store.current_manifest()
-        service.index  # noqa: B018 - opens the index now, so a missing one is reported before the run
+        manifest = service.manifest()
+        service.ensure_index()  # a missing index is reported before the run, not by every turn
     except IndexMissing as exc:
         return _error(str(exc))
     indexed = set(manifest.get("documents", {}))

@@ -27,13 +27,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-
-from assistant.answering.extractive import Answer
-from assistant.answering.cite import SUPPORT_COSINE, SUPPORT_LEXICAL, SupportScorer, cited_sentences  # noqa: F401 (re-exported)
 from assistant.evaluation import metrics
 from assistant.evaluation.answer_checks import RelevanceScorer, hygiene_findings
 from assistant.evaluation.suites import Turn, turns_of
 from assistant.evaluation.verdict import declined, turn_failures
+from assistant.service import SUPPORT_COSINE, SUPPORT_LEXICAL, Answer, QuestionError, SupportScorer, cited_sentences  # noqa: F401 (re-exported)
 
 K_VALUES = (1, 3, 5)
 #: Characters of ranked passages (laid end to end) that an answer can reasonably draw on.
@@ -162,8 +160,6 @@ def run_cases(service, cases: list[dict], backend: str | None = None, progress: 
     over ``service``; read its ``status`` afterwards to know whether it ran).
     """
     relevance = relevance if relevance is not None else RelevanceScorer(service)
-    from assistant.service import QuestionError
-
     all_turns = [turns_of(case, case.get("_suite", "")) for case in cases]
     total = sum(len(t) for t in all_turns)
     bar = None
@@ -171,11 +167,7 @@ def run_cases(service, cases: list[dict], backend: str | None = None, progress: 
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="turn", desc="Evaluating", dynamic_ncols=True)
-    try:
-        index = service.index
-    except Exception:  # noqa: BLE001 - an index that cannot open fails in ask() with a clear message
-        index = None
-    scorer = SupportScorer(service.embedder, index)
+    scorer = service.support_scorer()
     results = []
     try:
         for turns in all_turns:

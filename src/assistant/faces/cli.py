@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from assistant.models.llm import BACKENDS
+from assistant.service import BACKENDS, SUPPORTED_SUFFIXES, WRITTEN_BY, Answer, Draft, Final, IndexMissing, QuestionError, assemble_local_model
 from assistant.themes import THEMES
 
 
@@ -18,8 +18,6 @@ def _service():
 
 
 def cmd_ingest(args) -> int:
-    from assistant.ingest.loaders import SUPPORTED_SUFFIXES
-
     service = _service()
     try:
         report = service.ingest([Path(p) for p in args.paths] or None, rebuild=args.rebuild)
@@ -50,7 +48,6 @@ def cmd_ingest(args) -> int:
 
 
 def _print_answer(answer) -> None:
-    from assistant.answering.cite import WRITTEN_BY
     from assistant.faces.export import reference_label
 
     print(answer.text)
@@ -72,13 +69,14 @@ def _stream_answer(service, question: str, args):
     """Print the model's words as they come (to a terminal), then the verified answer; return it."""
     shown = ""
     answer = None
-    for kind, value in service.ask_stream(question, document=args.document, theme=args.theme, backend=args.backend):
-        if kind == "draft" and sys.stdout.isatty():
-            if value.startswith(shown):
-                print(value[len(shown):], end="", flush=True)
-            shown = value
-        elif kind == "answer":
-            answer = value
+    for event in service.ask_stream(question, document=args.document, theme=args.theme, backend=args.backend):
+        match event:
+            case Draft(text=text) if sys.stdout.isatty():
+                if text.startswith(shown):
+                    print(text[len(shown):], end="", flush=True)
+                shown = text
+            case Final(answer=final):
+                answer = final
     if shown:
         print("\n\nChecked against the sources:\n")
     return answer
@@ -112,10 +110,6 @@ def unknown_document(service, document: str | None) -> str | None:
 
 
 def cmd_ask(args) -> int:
-    from assistant.answering.extractive import Answer
-    from assistant.index.store import IndexMissing
-    from assistant.service import QuestionError
-
     service = _service()
     batch = args.question == "-"
     questions = stdin_lines() if batch else [args.question]
@@ -157,9 +151,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_local_llm(args) -> int:
-    from assistant.models.local_model import main as assemble
-
-    return assemble(["--force"] if args.force else [])
+    return assemble_local_model(force=args.force)
 
 
 def cmd_sources(args) -> int:
@@ -237,14 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restore", action="store_true", help="show a hidden document again")
 
     def cmd_remove(args) -> int:
-        from assistant.index.hidden import remove_or_hide, restore
-
         try:
             if args.restore:
-                restore(_service(), args.source)
+                _service().restore(args.source)
                 print(f"{args.source} is shown again and indexed.")
             else:
-                done = remove_or_hide(_service(), args.source)
+                done = _service().remove_or_hide(args.source)
                 print(f"Removed {args.source}." if done == "removed" else f"Hidden {args.source}: it stays out of the index after `assistant ingest`; `assistant remove --restore {args.source}` brings it back.")
         except KeyError as exc:
             print(f"Error: {exc.args[0]}; see `assistant sources`.", file=sys.stderr)

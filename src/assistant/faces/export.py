@@ -7,7 +7,7 @@ import io
 import re
 import time
 
-from assistant.answering.cite import WRITTEN_BY
+from assistant.service import WRITTEN_BY
 from assistant.themes import THEMES
 
 TITLE = "Conversation with the co-production assistant"

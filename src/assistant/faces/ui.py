@@ -19,6 +19,7 @@ from assistant.faces.ui_library import LibraryActions, about_tab, document_choic
 from assistant.faces.ui_prepare import prepare_tab
 from assistant.faces.ui_render import answer_html, answer_message, conversation, highlight, source_card, suggest_followups, turn_messages  # noqa: F401
 from assistant.faces.web_guard import app_kwargs as web_guard_kwargs
+from assistant.service import Draft, Evidence, Final, IndexMissing, QuestionError
 
 CHAT_CONCURRENCY = 16  # answers computed at once (each takes milliseconds of CPU; most of its time is the streamed pauses)
 QUEUE_SIZE = 64
@@ -26,12 +27,6 @@ STREAM_UPDATES = 10  # partial updates per quoted answer: each re-sends the conv
 STREAM_PAUSE = 0.04  # seconds between updates: visibly streamed, and other users' threads get the CPU
 DRAFT_INTERVAL = 0.15  # seconds between redraws of a model's draft (each redraw re-sends the conversation)
 WHILE_WRITING = "<p><em>Quoted from the sources while the model writes its answer:</em></p>"
-BACKEND_LABELS = {
-    "extractive": "Quotes only (extractive)",
-    "local": "Local model (on this computer)",
-    "ollama": "Ollama server",
-    "openai": "OpenAI-compatible server",
-}
 AUTH_ENV = "ASSISTANT_AUTH"
 
 # One starter per topic theme, worded as facilitators ask.
@@ -206,9 +201,6 @@ class ChatUI(LibraryActions):
 
         With a language model the quoted evidence shows at once and the model's words appear under it
         as they come; the final, verified answer then replaces both."""
-        from assistant.index.store import IndexMissing
-        from assistant.service import QuestionError
-
         turns = list(turns or [])
         message = (message or "").strip()
         shown, _ = conversation(turns)
@@ -220,24 +212,26 @@ class ChatUI(LibraryActions):
         yield "", shown + [question_msg, searching], turns, gr.skip()
         history = [t["question"] for t in _answered(turns)]
         chosen = backend or self.service.settings.backend
+        generative = self.service.is_generative(chosen)
         events = self.service.ask_stream(message, history=history, document=document or None, theme=theme or None, backend=chosen)
         answer, evidence, last_draft = None, None, time.perf_counter()
         try:
-            for kind, value in events:
-                if kind == "answer":
-                    answer = value
-                elif kind == "evidence" and chosen != "extractive":
-                    evidence = gr.ChatMessage(role="assistant", content=WHILE_WRITING + answer_html(value.text))
-                    yield "", shown + [question_msg, evidence, writing("")], turns, gr.skip()
-                    last_draft = time.perf_counter()
-                elif kind == "draft" and evidence is not None and time.perf_counter() - last_draft >= DRAFT_INTERVAL:
-                    yield "", shown + [question_msg, evidence, writing(value)], turns, gr.skip()
-                    last_draft = time.perf_counter()
+            for event in events:
+                match event:
+                    case Final(answer=final):
+                        answer = final
+                    case Evidence(answer=quoted) if generative:
+                        evidence = gr.ChatMessage(role="assistant", content=WHILE_WRITING + answer_html(quoted.text))
+                        yield "", shown + [question_msg, evidence, writing("")], turns, gr.skip()
+                        last_draft = time.perf_counter()
+                    case Draft(text=draft) if evidence is not None and time.perf_counter() - last_draft >= DRAFT_INTERVAL:
+                        yield "", shown + [question_msg, evidence, writing(draft)], turns, gr.skip()
+                        last_draft = time.perf_counter()
         except (QuestionError, IndexMissing) as exc:
             turns.append({"question": message, "error": str(exc)})
             yield "", conversation(turns)[0], turns, gr.skip()
             return
-        if chosen == "extractive":  # computed in milliseconds: streamed word by word so it reads as an answer
+        if not generative:  # computed in milliseconds: streamed word by word so it reads as an answer
             text = answer_message(answer)
             pieces = re.findall(r"\S+\s*", text)
             step = max(3, -(-len(pieces) // STREAM_UPDATES))
@@ -268,9 +262,6 @@ class ChatUI(LibraryActions):
 
     def chat(self, message: str, document: str = "", theme: str = "", backend: str = "") -> str:
         """One question, answered with [n] markers (no conversation state; errors come back as text)."""
-        from assistant.index.store import IndexMissing
-        from assistant.service import QuestionError
-
         try:
             return self.service.ask(message, document=document or None, theme=theme or None, backend=backend or None).text
         except (QuestionError, IndexMissing) as exc:
@@ -374,7 +365,7 @@ def build_app(service) -> gr.Blocks:
                     document = gr.Dropdown(_document_choices(sources), value="", label="Search in document", min_width=200, elem_id="document-filter")
                     theme = gr.Dropdown(_theme_choices(), value="", label="Search on theme", min_width=200, elem_id="theme-filter")
                     backend = gr.Dropdown(
-                        [(label, key) for key, label in BACKEND_LABELS.items()],
+                        [(b.label, b.name) for b in service.backends()],
                         value=service.settings.backend,
                         label="Answers",
                         min_width=200,

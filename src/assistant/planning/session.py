@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from assistant.answering.extractive import Answer
-from assistant.answering.cite import Citation
 from assistant.planning.catalogue import (
     Audience,
     activity_kind,
@@ -55,6 +53,7 @@ from assistant.planning.model import (
     check_format,
     check_request,
 )
+from assistant.service import Answer, Citation
 
 __all__ = [  # the planner's public names, importable from here as before the split
     "DEFAULT_AUDIENCE", "FORMATS", "MAX_AUDIENCE_CHARS", "MAX_MINUTES", "MAX_TOPIC_CHARS", "MIN_KEY_MESSAGES",
@@ -264,9 +263,8 @@ def build_plan(service, topic: str, audience: str | None = None, minutes: int = 
 
 def cmd_prepare(args) -> int:
     """`assistant prepare`: print the plan, or write it to --out. Bad requests exit 2 with a plain message."""
-    from assistant.index.store import IndexMissing
     from assistant.planning.render import render
-    from assistant.service import AssistantService
+    from assistant.service import AssistantService, IndexMissing
 
     try:
         fmt = check_format(args.format)
