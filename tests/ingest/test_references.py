@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,8 @@ from assistant.ingest.references import (
     Reference,
     find_citations,
     link_citations,
+    is_reference_heading,
     parse_references,
-    split_references_section,
 )
 
 REVIEW = Path(__file__).resolve().parents[2] / "corpus/review/co-production-and-quality-improvement-2020.md"
@@ -19,6 +20,15 @@ REVIEW = Path(__file__).resolve().parents[2] / "corpus/review/co-production-and-
 # The review cites "Pickles et al 2009", but its reference list holds Pickles, Hide and Maher
 # (2008): a slip in the review itself, so the citation is left unlinked rather than guessed.
 UNMATCHED_IN_REVIEW = ["Pickles et al 2009"]
+
+
+def split_references_section(markdown: str) -> tuple[str, str]:
+    """(body, reference section): from the last heading naming a reference list (a bare line in plain text) to the end."""
+    for heading in (r"^[ ]{0,3}#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", r"^[ \t]*(.+?)[ \t]*$"):
+        found = [m for m in re.finditer(heading, markdown, re.M) if is_reference_heading(m.group(1))]
+        if found:
+            return markdown[: found[-1].start()], markdown[found[-1].start():]
+    return markdown, ""
 
 
 def _without_front_matter(markdown: str) -> str:
@@ -322,3 +332,14 @@ def test_references_heading_at_any_level_and_in_plain_text():
     assert section.startswith("### References")
     body, section = split_references_section("Body text.\n\nBibliography\nX, Y. (2000) T.\n")
     assert body == "Body text.\n\n" and section.startswith("Bibliography")
+
+
+@pytest.mark.parametrize("heading", ["References", "references:", "References and links", "7. References", "Bibliography",
+                                     "Reference list", "Works Cited", "Further reading", "Sources"])
+def test_reference_headings(heading):
+    assert is_reference_heading(heading)
+
+
+@pytest.mark.parametrize("heading", ["Referencing others", "Data sources", "Reading list for staff", "Introduction"])
+def test_other_headings_are_not_reference_lists(heading):
+    assert not is_reference_heading(heading)

@@ -66,28 +66,19 @@ class Reference:
 # Finding the reference section
 # ---------------------------------------------------------------------------------------------
 
-_SECTION_NAMES = r"(?:references?(?:\s+(?:and|&)\s+[\w ]+)?|bibliography|reference\s+list|works\s+cited)"
-_MARKDOWN_REFERENCES_HEADING = re.compile(
-    rf"^[ ]{{0,3}}#{{1,6}}[ \t]+(?:\d+\.?\s+)?{_SECTION_NAMES}[ \t]*:?[ \t]*#*[ \t]*$", re.I | re.M
+# The one list of headings that name a document's reference list, used by ingest (splitter), the planner and
+# the tests: "References" (also "References and links", "7. References"), "Bibliography", "Reference list",
+# "Works cited", "Further reading" and "Sources", in any case, with an optional trailing colon.
+REFERENCE_SECTION_NAME = re.compile(
+    r"(?:\d+\.?\s+)?(?:references?(?:\s+(?:and|&)\s+[\w ]+)?|bibliography|reference\s+list|works\s+cited"
+    r"|further\s+reading|sources)\s*:?",
+    re.I,
 )
-# Text extracted from PDFs or Word files has no "#": accept a line that is only the name.
-_PLAIN_REFERENCES_HEADING = re.compile(rf"^[ \t]*{_SECTION_NAMES}[ \t]*:?[ \t]*$", re.I | re.M)
 
 
-def split_references_section(markdown: str) -> tuple[str, str]:
-    """Return (body, references_section_text).
-
-    The references section runs from the last heading named References (any level; also
-    "References and ...", "Bibliography", "Works cited", or such a name alone on a line in
-    plain text) to the end. Without one, the whole text is body: (markdown, "").
-    """
-    headings = list(_MARKDOWN_REFERENCES_HEADING.finditer(markdown)) or list(
-        _PLAIN_REFERENCES_HEADING.finditer(markdown)
-    )
-    if not headings:
-        return markdown, ""
-    start = headings[-1].start()
-    return markdown[:start], markdown[start:]
+def is_reference_heading(heading: str) -> bool:
+    """Whether a heading's text (without its #s) names a reference list."""
+    return bool(REFERENCE_SECTION_NAME.fullmatch(heading.strip()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,14 +7,11 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from assistant.ingest.loaders import LoadedDocument
-from assistant.ingest.references import Reference, link_citations
+from assistant.ingest.references import Reference, is_reference_heading, link_citations
 from assistant.text import clean_markup, split_sentences
 from assistant.themes import themes_for_passage
 
 SECTION_SEPARATOR = " > "
-# Sections with these headings are the document's reference list: parsed into records, and also
-# retrievable, since "where do I find the EBCD toolkit?" is answered by a reference entry.
-REFERENCE_HEADINGS = ("references", "references and links", "bibliography", "reference list", "works cited")
 
 
 @dataclass
@@ -53,7 +50,9 @@ class Chunk:
 
 
 def is_reference_section(heading_path: tuple[str, ...]) -> bool:
-    return any(h.strip().lower().rstrip(":") in REFERENCE_HEADINGS for h in heading_path)
+    """A section under a reference-list heading: parsed into records, and also retrievable, since "where do I find
+    the EBCD toolkit?" is answered by a reference entry."""
+    return any(is_reference_heading(h) for h in heading_path)
 
 
 def split_document(

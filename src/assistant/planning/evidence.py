@@ -10,7 +10,7 @@ import numpy as np
 
 from assistant.planning.catalogue import DATA_DIR, _load, activity_kind
 from assistant.planning.model import AssumptionPair, Finding, KeyMessage, ReferenceEntry
-from assistant.service import Answer, Citation, CrossEncoderUnavailable, Reference, content_words
+from assistant.service import Answer, Citation, CrossEncoderUnavailable, Reference, content_words, is_reference_heading
 from assistant.text import clean_markup
 from assistant.themes import detect_themes, topic_theme
 
@@ -122,7 +122,6 @@ _LEANS_BACK = re.compile(
     re.I,
 )
 _FORWARD = re.compile(r"\b(these|the following|below|as follows)\b", re.I)
-_REFERENCE_SECTIONS = re.compile(r"^(references?|bibliography|sources|further reading|reference list)$", re.I)
 
 
 def _headings(answer: Answer) -> set[str]:
@@ -139,7 +138,7 @@ def usable_quote(citation: Citation, headings: set[str] = frozenset(), leaning_o
     quote = tidy_quote(citation.quote)
     words = re.findall(r"\w+", quote)
     last_section = (citation.section or "").split(" > ")[-1].strip()
-    if _REFERENCE_SECTIONS.match(last_section):
+    if is_reference_heading(last_section):
         return False
     if len(words) < 9 or len(words) > MAX_QUOTE_WORDS or citation.quote.rstrip().endswith("?"):
         return False
