@@ -1,7 +1,8 @@
-"""Splits passage text into sentences and list items that can be quoted on their own."""
+"""Text helpers shared by every stage: sentences and list items that can be quoted on their own, plain text, and the two escaping rules."""
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -43,3 +44,23 @@ def normalise(text: str) -> str:
     space and collapse runs of whitespace (stripping both ends)."""
     text = unicodedata.normalize("NFKC", text).lower()
     return " ".join("".join(ch if ch.isalnum() else " " for ch in text).split())
+
+
+# Document text is escaped by one of two rules, by where it is shown:
+# - escape_html: in HTML (the UI's cards, report.html; jinja2's autoescape does the same in templates): no tags,
+#   no entities, and safe inside a quoted attribute too.
+# - escape_markdown: in a Markdown file (the conversation export, a session plan): backslash escapes, no HTML
+#   entities, so the file reads as written in a text editor and a viewer never shows a tag.
+
+
+def escape_html(value) -> str:
+    """Text made inert in HTML, text or attribute value ("<", ">", "&" and both quotes become entities); None is ""."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def escape_markdown(value) -> str:
+    """Text made inert in Markdown without HTML entities: "\\", "<" and an entity-like "&" are backslash-escaped,
+    so a viewer shows them as written and never as tags; None is ""."""
+    text = ("" if value is None else str(value)).replace("\\", "\\\\")
+    text = re.sub(r"&(?=#?\w+;)", r"\\&", text)
+    return text.replace("<", "\\<")

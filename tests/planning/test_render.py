@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 
 import docx
 import pytest
@@ -197,8 +198,9 @@ def test_html_escapes_all_document_text(hostile_plan):
 
 def test_markdown_escapes_document_text_too(hostile_plan):
     text = render(hostile_plan, "md")
-    assert "<script" not in text.lower()
-    assert "&lt;script&gt;" in text
+    assert not re.search(r"(?<!\\)<(script|img|svg)", text, re.I), "every tag is backslash-escaped"
+    assert "\\<script>alert(1)\\</script>" in text
+    assert "&lt;" not in text, "no HTML entities in Markdown (the conversation export's rule)"
     assert "javascript:" not in text
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import io
 import re
 import time
 
 from assistant.service import WRITTEN_BY
+from assistant.text import escape_html as esc, escape_markdown as md  # the UI's cards and this file's Markdown
 from assistant.themes import THEMES
 
 TITLE = "Conversation with the co-production assistant"
@@ -27,19 +27,6 @@ FALLBACK_NOTICES = {
     "unverified": "The language model's answer could not be checked against the sources, so this answer is quoted directly from them instead.",
     "failed": "The language model could not answer, so this answer is quoted directly from the sources instead. " + ABOUT_TAB,
 }
-
-
-def esc(text) -> str:
-    """Document text made inert in HTML: no tags, no raw HTML (for the UI, whose cards are HTML)."""
-    return html.escape(str(text or ""), quote=False)
-
-
-def md(text) -> str:
-    """Document text made inert in Markdown without HTML entities: "<" and an entity-like "&" are backslash-escaped,
-    so a viewer shows them as written and never as tags."""
-    text = str(text or "").replace("\\", "\\\\")
-    text = re.sub(r"&(?=#?\w+;)", r"\\&", text)
-    return text.replace("<", "\\<")
 
 
 def facilitator_notice(answer: dict) -> str:

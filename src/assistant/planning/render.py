@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 
 from assistant.planning import wording as w
 from assistant.planning.catalogue import DATA_DIR
 from assistant.planning.model import PlanError, ReferenceEntry, SessionPlan, check_format
 from assistant.planning.wording import ASSUMPTIONS_HEADING, HEADINGS, PROVENANCE, filename, safe_url  # noqa: F401  (public names)
+from assistant.text import escape_markdown as esc  # one Markdown rule, the conversation export's too
 
 HTML_TEMPLATE = "plan.html.j2"
 
@@ -25,12 +25,6 @@ def render(plan: SessionPlan, fmt: str) -> str | bytes:
 
 
 # -- Markdown --------------------------------------------------------------------------------------
-
-
-def esc(text) -> str:
-    """Document text made inert in Markdown viewers: no raw HTML tags or entities ("<" and ">" become entities)."""
-    text = re.sub(r"&(?=#?\w+;)", "&amp;", str(text or ""))
-    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def cell(text) -> str:
