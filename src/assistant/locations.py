@@ -8,6 +8,8 @@ from pathlib import Path
 DATA_DIR_ENV = "ASSISTANT_DATA_DIR"
 APP_NAME = "co-production-assistant"  # the per-user data folder's name (a bare "assistant" would collide)
 SHIPPED_PACKAGE = "_shipped"  # a wheel carries corpus/, prompts/ and evals/ here (see pyproject.toml)
+# The shipped literature review's source id (its path under corpus/): the library credits it, the planner asks it.
+REVIEW_SOURCE = "review/co-production-and-quality-improvement-2020.md"
 
 # src/assistant/locations.py -> the checkout's root, when this file is in one.
 _CHECKOUT = Path(__file__).resolve().parents[2]

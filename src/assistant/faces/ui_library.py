@@ -7,10 +7,10 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.faces.export import esc, safe_url
+from assistant.locations import REVIEW_SOURCE
 from assistant.themes import THEMES
 
 UPLOAD_TYPES = "PDF, DOCX, HTML, Markdown or plain text"
-REVIEW_SOURCE = "review/co-production-and-quality-improvement-2020.md"
 LIBRARY_HEADERS = ["Title", "Passages", "Added", "Licence"]
 
 

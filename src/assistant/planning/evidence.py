@@ -8,13 +8,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from assistant.locations import REVIEW_SOURCE
 from assistant.planning.catalogue import DATA_DIR, _load, activity_kind
 from assistant.planning.model import AssumptionPair, Finding, KeyMessage, ReferenceEntry
 from assistant.service import Answer, Citation, CrossEncoderUnavailable, Reference, content_words, is_reference_heading
 from assistant.text import clean_markup
 from assistant.themes import detect_themes, topic_theme
 
-REVIEW_SOURCE = "review/co-production-and-quality-improvement-2020.md"
 ASSUMPTIONS_FILE = DATA_DIR / "assumptions.yaml"
 
 # Relevance is judged by the cross-encoder (ms-marco-MiniLM-L-12-v2 logits) when it is installed, else by
