@@ -182,3 +182,16 @@ def test_long_evidence_points_are_cut_at_a_sentence_end():
     cut = _cut(text.strip(), EXCERPT_CHARS)
     assert len(cut) <= EXCERPT_CHARS and cut.endswith(".") and text.startswith(cut)
     assert _cut("Short.", EXCERPT_CHARS) == "Short."
+
+
+def test_a_stream_inside_a_unicode_escape_keeps_what_it_has():
+    text = json.dumps({"sentences": [{"text": "Über café ✓", "sources": [1]}]})  # ensure_ascii: \u00dc ...
+    seen = [[s.text for s in sentences_so_far(text[:end])] for end in range(1, len(text) + 1)]
+    firsts = [s[0] for s in seen if s]
+    assert firsts[-1] == "Über café ✓"
+    assert all(b.startswith(a) for a, b in zip(firsts, firsts[1:])), "no escape shows raw, and the text never shrinks"
+
+
+def test_a_reply_cut_off_in_its_first_sentence_keeps_the_words_not_the_json():
+    parsed = parse_reply(reply(("Staff watch the film together.", [1]))[:62])
+    assert parsed.format == "repaired-json" and [s.text for s in parsed.sentences] == ["Staff watch the film"]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.utils.json import parse_partial_json
 
 from assistant.answering.extractive import Answer, ExtractiveAnswerer, ScoredSentence
 from assistant.answering.cite import (  # noqa: F401 (numbers_in re-exported)
@@ -79,73 +80,47 @@ class ModelReply:
 
 # -- reading the model's reply ---------------------------------------------------------------------
 
-_TEXT_FIELD = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)("?)')
-_SOURCES_FIELD = re.compile(r'^\s*,\s*"sources"\s*:\s*\[([^\]]*)(\]?)')
+def _reply_json(text: str) -> str:
+    """The JSON object of a reply, without a Markdown code fence around it."""
+    return re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
 
 
-def _unescape(raw: str) -> str:
-    for cut in (0, 1, 2, 6):  # a stream can stop inside an escape sequence
-        try:
-            return json.loads(f'"{raw[: len(raw) - cut] if cut else raw}"')
-        except json.JSONDecodeError:
-            continue
-    return raw
+def _sentences(value) -> list[ModelSentence]:
+    sentences = []
+    for item in (value.get("sentences") if isinstance(value, dict) else None) or []:
+        if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
+            numbers = item.get("sources") if isinstance(item.get("sources"), list) else []
+            sentences.append(ModelSentence(item["text"].strip(), [int(n) for n in numbers if isinstance(n, (int, float)) or str(n).isdigit()]))
+    return sentences
+
+
+def _partial(text: str):
+    """A JSON object cut off mid-way (out of tokens or time, or still streaming), closed where it stopped."""
+    try:
+        return parse_partial_json(text)
+    except json.JSONDecodeError:
+        return None
 
 
 def sentences_so_far(buffer: str) -> list[ModelSentence]:
     """The sentences of a JSON reply still being written, the last perhaps unfinished."""
-    found = []
-    for match in _TEXT_FIELD.finditer(buffer):
-        sources_match = _SOURCES_FIELD.match(buffer[match.end():])
-        numbers = [int(n) for n in re.findall(r"\d+", sources_match.group(1))] if sources_match else []
-        found.append(ModelSentence(_unescape(match.group(1)).strip(), numbers))
-    return [s for s in found if s.text]
-
-
-def _repair(text: str) -> dict | None:
-    """A JSON object cut off mid-way (out of tokens or time): closed where it stopped, if that parses."""
-    stack = []
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            escaped = not escaped and char == "\\"
-            if char == '"' and not escaped:
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char in "[{":
-            stack.append("]" if char == "[" else "}")
-        elif char in "]}" and stack:
-            stack.pop()
-    tail = ('"' if in_string else "") + "".join(reversed(stack))
-    for candidate in (text + tail, re.sub(r",\s*\{[^{}]*$", "", text) + "".join(reversed(stack[:-1] if stack else []))):
-        try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+    text = _reply_json(buffer)
+    text = re.sub(r"(?<!\\)((?:\\\\)*)\\u[0-9a-fA-F]{0,3}$", r"\1", text)  # a \u escape the stream has not finished
+    return _sentences(_partial(text[text.find("{"):])) if "{" in text else []
 
 
 def parse_reply(text: str) -> ModelReply:
     """The model's answer: JSON as the schema asks, else prose whose sentences carry [n] markers."""
-    stripped = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
+    stripped = _reply_json(text)
     value, form = None, "json"
     if stripped.startswith("{"):
         try:
             value = json.loads(stripped)
         except json.JSONDecodeError:
-            value, form = _repair(stripped), "repaired-json"
+            value, form = _partial(stripped), "repaired-json"
     if isinstance(value, dict):
-        sentences = []
-        for item in value.get("sentences") or []:
-            if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
-                numbers = item.get("sources") if isinstance(item.get("sources"), list) else []
-                sentences.append(ModelSentence(item["text"].strip(), [int(n) for n in numbers if isinstance(n, (int, float)) or str(n).isdigit()]))
         covered = value.get("covered")
-        return ModelReply(covered if isinstance(covered, bool) else None, sentences[:MAX_SENTENCES], form)
+        return ModelReply(covered if isinstance(covered, bool) else None, _sentences(value)[:MAX_SENTENCES], form)
     return ModelReply(None, marker_sentences(stripped)[:MAX_SENTENCES], "markers")
 
 
