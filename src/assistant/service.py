@@ -21,7 +21,7 @@ from assistant.events import AnswerEvent, Draft, Evidence, Final
 from assistant.index.store import IndexMissing, IndexStore, LoadedIndex, open_current
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES
 from assistant.ingest.pipeline import IngestOptions, IngestReport, ingest, is_shipped
-from assistant.ingest.references import Reference
+from assistant.ingest.references import Reference, is_reference_heading
 from assistant.locations import no_index_message
 from assistant.models.backends import Backend, get_backend
 from assistant.models.cross_encoder import CrossEncoderUnavailable
@@ -69,6 +69,7 @@ __all__ = [
     "cited_sentences",
     "content_words",
     "hygiene",
+    "is_reference_heading",
 ]
 
 
@@ -278,7 +279,6 @@ class AssistantService:
             index,
             self.embedder,
             candidates=self.settings.candidates,
-            rrf_k=self.settings.rrf_k,
             weights=self.settings.fusion_weights,
             primary_sources=primary,
             primary_quota=self.settings.primary_quota,

@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0, le=1000)
     candidates: int = Field(30, ge=5, le=200, description="Passages each retriever contributes to fusion.")
     top_k: int = Field(8, ge=5, le=50, description="Ranked passages returned with an answer.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (used only when the retriever is asked for RRF).")
     # Score fusion (see assistant.retrieval.retriever): the best-sentence signal carries most of the weight; on the
     # review, notes and probe questions (benchmarks/quality) weights near these form a broad plateau.
     fusion_weights: tuple[float, float, float] = Field((0.25, 1.0, 0.75), description="Score-fusion weights: passage vectors, best sentence, BM25.")

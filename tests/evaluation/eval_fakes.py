@@ -85,7 +85,7 @@ class FakeService:
             "built_at": "2026-01-01T00:00:00", "documents": {DOC: {"sha256": "a" * 64}, OTHER: {"sha256": "b" * 64}},
         }
         self.store = SimpleNamespace(current_manifest=lambda: manifest)
-        self.settings = SimpleNamespace(backend="extractive", data_dir=data_dir or Path("data"), top_k=8, candidates=30, rrf_k=60,
+        self.settings = SimpleNamespace(backend="extractive", data_dir=data_dir or Path("data"), top_k=8, candidates=30,
                                         fusion_weights=(0.5, 1.0, 1.0), min_relevance=0.4)
 
     # the service's doors the evaluation uses (it never reaches into .store, .index or .embedder itself)

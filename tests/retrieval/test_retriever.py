@@ -17,7 +17,6 @@ from assistant.retrieval.retriever import (
     guarantee_primary,
     is_question,
     known_words,
-    reciprocal_rank_fusion,
     remove_near_duplicates,
     score_fusion,
     sentence_tables,
@@ -62,14 +61,8 @@ def test_score_fusion_keeps_score_gaps_that_rank_fusion_loses():
     # reciprocal rank fusion scores a one-place lead the same whatever the scores were.
     dense = [("b", 0.60), ("a", 0.59)]
     sentences = [("a", 0.90), ("b", 0.30)]
-    assert score_fusion([dense, sentences])[0][0] == "a"
-    rrf = reciprocal_rank_fusion([["b", "a"], ["a", "b"]], k=60)
-    assert rrf[0][1] == rrf[1][1]  # a tie, broken by id only
-
-
-def test_reciprocal_rank_fusion_by_hand():
-    fused = dict(reciprocal_rank_fusion([["a", "b"], ["b"]], k=1, weights=[1.0, 2.0]))
-    assert fused == pytest.approx({"a": 1 / 2, "b": 1 / 3 + 2 / 2})
+    fused = dict(score_fusion([dense, sentences]))
+    assert fused["a"] > fused["b"] + 0.5  # by rank alone (first in one list, second in the other) they would tie
 
 
 # -- quotas and duplicates ------------------------------------------------------------------------
@@ -183,7 +176,6 @@ def primary_retriever(service) -> Retriever:
         service.index,
         service.embedder,
         candidates=settings.candidates,
-        rrf_k=settings.rrf_k,
         weights=settings.fusion_weights,
         primary_sources={REVIEW},
         primary_quota=settings.primary_quota,

@@ -99,7 +99,7 @@ def run_stamp(service, backend: str, suite_files: list[Path], cases: list[dict],
         "suites": suites,
         "retrieval": {
             name: getattr(settings, name)
-            for name in ("top_k", "candidates", "rrf_k", "fusion_weights", "primary_boost", "primary_quota", "min_relevance",
+            for name in ("top_k", "candidates", "fusion_weights", "primary_boost", "primary_quota", "min_relevance",
                          "min_sentence_relevance", "answer_sentences", "max_question_chars")
             if hasattr(settings, name)
         },

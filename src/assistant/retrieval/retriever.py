@@ -106,16 +106,6 @@ def score_fusion(
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
-def reciprocal_rank_fusion(rankings: list[list[str]], k: int = 60, weights: list[float] | None = None) -> list[tuple[str, float]]:
-    """Fuse ranked id lists: score(id) = sum over lists of weight / (k + rank), rank starting at 1."""
-    weights = weights or [1.0] * len(rankings)
-    scores: dict[str, float] = {}
-    for ranking, weight in zip(rankings, weights):
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
-    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-
-
 def _token_set(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
 
@@ -331,14 +321,12 @@ class Retriever:
         index: LoadedIndex,
         embedder: Embedder,
         candidates: int = 30,
-        rrf_k: int = 60,
         weights: tuple[float, float, float] = (0.25, 1.0, 0.75),
         primary_sources: set[str] | None = None,
         primary_quota: int = 2,
         window: int = 5,
         document_weights: dict[str, float] | None = None,
         secondary_window: int = 3,
-        fusion: str = "score",
     ):
         self.document_weights = document_weights or {}
         self.primary_sources = primary_sources or set()
@@ -349,8 +337,6 @@ class Retriever:
         self.weights = list(weights)
         self.embedder = embedder
         self.candidates = candidates
-        self.rrf_k = rrf_k  # used only by fusion="rrf"
-        self.fusion = fusion
 
     def _sentence_ranking(self, query: str, query_vector: np.ndarray, allowed: np.ndarray | None) -> tuple[dict[str, float], dict[str, float]]:
         """Per chunk, best first: (the best sentence score, the best sentence cosine).
@@ -417,12 +403,9 @@ class Retriever:
         keyword = self.index.keyword_search(search, self.candidates, allowed)
 
         scored = [dense, list(by_sentence.items()), keyword]
-        if self.fusion == "rrf":
-            fused = reciprocal_rank_fusion([[cid for cid, _ in ranking] for ranking in scored], k=self.rrf_k, weights=self.weights)
-        else:
-            # BM25 drops passages sharing no word with the query: a short list holds every match there is
-            keyword_floor = 0.0 if len(keyword) < self.candidates else None
-            fused = score_fusion(scored, weights=self.weights, floors=[None, None, keyword_floor])
+        # BM25 drops passages sharing no word with the query: a short list holds every match there is
+        keyword_floor = 0.0 if len(keyword) < self.candidates else None
+        fused = score_fusion(scored, weights=self.weights, floors=[None, None, keyword_floor])
         if self.document_weights:
             fused = sorted(
                 ((cid, score * self.document_weights.get(self.index.chunks[self.index.position[cid]].source, 1.0)) for cid, score in fused),
