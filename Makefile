@@ -11,14 +11,14 @@ export GRADIO_ANALYTICS_ENABLED := False
 export ORT_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install ingest bench eval clean browser local-llm cross-encoder query-encoder
+.PHONY: run test test-fast lint install ingest bench eval clean browser local-llm cross-encoder query-encoder
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first: the pinned CPU build lies on local disk; anything else pulls a CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -62,9 +62,21 @@ $(LOCAL_STAMP): $(STAMP) pyproject.toml
 local-llm: $(LOCAL_STAMP)
 	$(PY) -m assistant.models.local_model
 
-# The suite runs the real local model.
-test: $(STAMP) browser local-llm cross-encoder query-encoder
+# The suite runs the real local model; lint first, as it is the quickest to fail.
+test: $(STAMP) lint browser local-llm cross-encoder query-encoder
 	$(PY) -m pytest
+
+# The fast tier (under a minute): every stage over the three-file fixture corpus with a fake embedder
+# (tests/fakes.py). It leaves out what tests/conftest.py marks: the whole-corpus index (corpus), real ingests
+# with the real embedding model (slow), the browser and the local language model. `make test` runs everything.
+test-fast: $(STAMP) cross-encoder query-encoder
+	$(PY) -m pytest -m "not corpus and not slow and not browser and not model"
+
+# ruff (lint and format) and mypy, configured in pyproject.toml and installed by the dev extra.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/core.py
