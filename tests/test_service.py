@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answering.cite import citation_problems, markers_in
 from assistant.service import QuestionError, safe_filename
+from tests.answering.citation_checks import citation_problems, markers_in
 from tests.conftest import REVIEW
 
 FACILITATOR_QUESTIONS = [

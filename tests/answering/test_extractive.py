@@ -10,7 +10,8 @@ import pytest
 
 from assistant.answering import hygiene
 from assistant.answering.extractive import LEAD_IN, NOT_COVERED, SOURCE_SEEKING, ExtractiveAnswerer, focus
-from assistant.answering.cite import citation_problems, cited_sentences, states_disagreement
+from assistant.answering.cite import cited_sentences, states_disagreement
+from tests.answering.citation_checks import citation_problems
 from assistant.retrieval.retriever import Filters, Retrieval, is_question
 from assistant.service import AssistantService
 from tests.conftest import make_settings

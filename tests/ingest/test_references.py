@@ -9,9 +9,9 @@ import pytest
 
 from assistant.ingest.references import (
     Reference,
-    find_citations,
-    link_citations,
+    _find_citations,
     is_reference_heading,
+    link_citations,
     parse_references,
 )
 
@@ -20,6 +20,11 @@ REVIEW = Path(__file__).resolve().parents[2] / "corpus/review/co-production-and-
 # The review cites "Pickles et al 2009", but its reference list holds Pickles, Hide and Maher
 # (2008): a slip in the review itself, so the citation is left unlinked rather than guessed.
 UNMATCHED_IN_REVIEW = ["Pickles et al 2009"]
+
+
+def find_citations(text: str) -> list[str]:
+    """In-text citation strings in order, as written (what link_citations then matches to references)."""
+    return [citation.text for citation in _find_citations(text)]
 
 
 def split_references_section(markdown: str) -> tuple[str, str]:

@@ -13,7 +13,8 @@ import pytest
 
 import assistant.models.llm
 from assistant.answering.extractive import NOT_COVERED
-from assistant.answering.cite import _plain, markers_in
+from assistant.answering.cite import _plain
+from tests.answering.citation_checks import markers_in
 from assistant.retrieval.conversation import standalone_query
 from assistant.answering.generate import EVIDENCE_HEADING, UNSUPPORTED_NOTE, Excerpt, GenerativeAnswerer, answer_schema
 from assistant.models.llm import INSTALL_HINTS, model_label

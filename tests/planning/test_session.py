@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from assistant.answering.cite import citation_problems, lexical_support
+from assistant.answering.cite import lexical_support
+from tests.answering.citation_checks import citation_problems
 from assistant.models.cross_encoder import resolve_model_dir
 from assistant.planning.catalogue import activity_texts, audience_texts, match_audience
 from assistant.planning.evidence import ANSWER_MIN_LOGIT, TOPIC_MIN_LOGIT

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 _MONEY = re.compile(r"[£$€]\s?\d|\b\d+(?:\.\d+)?\s?(?:pounds?|p|pence|dollars?|euros?)\b|\bper (?:hour|day|session|meeting)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozen)\b", re.IGNORECASE)
-_PERCENT = re.compile(r"\d\s?%|\bper ?cent\b|\bpercentage\b|\bproportion\b", re.IGNORECASE)
 _YEAR_OR_DATE = re.compile(r"\b(?:19|20)\d{2}\b|\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b", re.IGNORECASE)
 
 

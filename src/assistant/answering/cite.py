@@ -10,7 +10,6 @@ import numpy as np
 from assistant.ingest.references import Reference, link_citations
 from assistant.text import clean_markup, normalise, split_sentences
 
-MARKER = re.compile(r"\[(\d{1,3})\]")
 # How a model's answer is labelled: what the check is (SupportScorer.check), not more.
 WRITTEN_BY = "Written by {model}; each sentence matched to the passage it cites (⚠ marks one that is not)."
 _WORD = re.compile(r"[a-z0-9]+")
@@ -44,10 +43,6 @@ class Citation:
         if self.page:
             parts.append(f"page {self.page}")
         return " > ".join(parts)
-
-
-def markers_in(text: str) -> list[int]:
-    return [int(m) for m in MARKER.findall(text)]
 
 
 # "[1]", "[2][3]" or "[1, 2]", with any spaces before them
@@ -126,19 +121,6 @@ def primary_references(quote: str, passage_text: str, references: list[Reference
         if anchor and anchor in clean_markup(block):
             return link_citations(block, references) or linked_sources(block)
     return []
-
-
-def citation_problems(answer_text: str, citations: list[Citation], retrieved_ids: set[str]) -> list[str]:
-    """Every [n] must name a citation, and every citation a passage that was retrieved."""
-    problems = []
-    numbers = {c.n for c in citations}
-    for n in markers_in(answer_text):
-        if n not in numbers:
-            problems.append(f"[{n}] has no citation")
-    for citation in citations:
-        if citation.chunk_id not in retrieved_ids:
-            problems.append(f"[{citation.n}] cites {citation.chunk_id}, which was not retrieved")
-    return problems
 
 
 def _plain(text: str) -> str:

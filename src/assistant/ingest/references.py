@@ -411,17 +411,6 @@ def _find_citations(text: str) -> list[_Citation]:
     return sorted(found, key=lambda citation: citation.position)
 
 
-def find_citations(text: str) -> list[str]:
-    """In-text citation strings found in text, in order, e.g. ["MH-Co-production guide 2016", "Spencer et al 2013"].
-
-    Recognises parenthetical citations, with or without emphasis or Markdown links and with
-    several separated by ";" ((*Spencer et al 2013*), (Bombard et al 2018), (Boaz et al., 2016),
-    (Robert et al 2015; Donetto et al 2015), ([Kohler et al 2017](#))), and narrative ones
-    (Bate and Robert (2006)).
-    """
-    return [citation.text for citation in _find_citations(text)]
-
-
 # ---------------------------------------------------------------------------------------------
 # Linking citations to references
 # ---------------------------------------------------------------------------------------------
