@@ -375,7 +375,7 @@ def test_document_text_is_escaped_everywhere():
 def test_model_answer_streams_under_the_evidence_then_shows_checked(corpus_data_dir):
     """With a language model, the quoted evidence shows at once, the model's words stream under it, and
     the checked answer replaces both, naming the model; an unsupported sentence is marked."""
-    from llm_servers import FakeOllama, Reply, answer_json
+    from tests.llm_servers import FakeOllama, Reply, answer_json
 
     from assistant.answering.generate import GenerativeAnswerer
 
