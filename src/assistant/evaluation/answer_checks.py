@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.answering import hygiene
-from assistant.answering.extractive import SOURCE_SEEKING
-from assistant.answering.cite import cited_sentences
+from assistant.service import SOURCE_SEEKING, CrossEncoderUnavailable, cited_sentences, hygiene
 
 # Markup that must never reach a reader anywhere in an answer, the fixed lines included: a Markdown link or
 # its leftover "](", bold or underline markers, a link to "#", a heading marker at a line start, code ticks
@@ -79,8 +77,6 @@ class RelevanceScorer:
         claims = cited_claims(answer_text)
         if not claims:
             return None
-        from assistant.models.cross_encoder import CrossEncoderUnavailable
-
         scorer = getattr(self.service, "relevance_scores", None)
         if scorer is None:
             self.reason = "the service has no cross-encoder"

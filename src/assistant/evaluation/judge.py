@@ -89,7 +89,7 @@ class ChatModelJudge:
             if not turn.answerable:
                 return {"judged_groundedness": 1.0, "judged_relevance": 1.0}, {"rule": "correctly declined"}
             return {"judged_groundedness": None, "judged_relevance": 0.0}, {"rule": "declined an answerable question"}
-        from assistant.answering.cite import cited_sentences
+        from assistant.service import cited_sentences
 
         retrieved = {p["chunk_id"]: p["text"] for p in response.get("retrieved", [])}
         chunk_of = {c["n"]: c.get("chunk_id") for c in response.get("citations", [])}

@@ -23,7 +23,6 @@ from assistant.evaluation.report_junit import junit_xml
 from assistant.evaluation.report_text import comparison_lines, console_summary, summary_markdown  # noqa: F401 (re-exported)
 from assistant.evaluation.runner import CONTEXT_BUDGET_CHARS, JUDGED_METRICS, K_VALUES, SUPPORT_COSINE, SUPPORT_LEXICAL
 from assistant.evaluation.verdict import PASS_RULE, headline, turn_failures  # noqa: F401 (re-exported)
-from assistant.models.llm import model_label
 
 FORMAT = "assistant-eval/1"
 REPORT_FILES = ("results.json", "summary.md", "report.html", "junit.xml")
@@ -70,7 +69,7 @@ def git_commit(root: Path) -> dict:
 
 
 def run_stamp(service, backend: str, suite_files: list[Path], cases: list[dict], judge_status: str, project_root: Path) -> dict:
-    manifest = service.store.current_manifest()
+    manifest = service.manifest()
     settings = service.settings
     suites = []
     for path in suite_files:
@@ -93,7 +92,7 @@ def run_stamp(service, backend: str, suite_files: list[Path], cases: list[dict],
         "embedding_model": manifest.get("embedding_model"),
         "chunking": manifest.get("chunking"),
         "backend": backend,
-        "model": None if backend == "extractive" else model_label(settings, backend),
+        "model": None if backend == "extractive" else service.model_label(backend),
         "prompts": folder_hash(project_root / "prompts"),
         "judged": judge_status,
         "suites": suites,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.answering.extractive import Answer
-from assistant.answering.cite import Citation
+from assistant.service import Answer, Citation
 
 FORMATS = ("md", "docx", "html", "json")
 MIN_MINUTES, MAX_MINUTES = 15, 480

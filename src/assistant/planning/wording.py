@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.answering.cite import Citation, content_words
+from assistant.service import Citation, content_words
 from assistant.planning.evidence import reference_url, study_label
 from assistant.planning.model import ReferenceEntry, SessionPlan
 
