@@ -147,7 +147,7 @@ def test_html_is_self_contained_escaped_and_has_charts(report_dir):
     assert page.startswith("<!DOCTYPE html>")
     assert page.count("<svg") >= 6 and "<rect" in page
     assert "<script" not in page.lower().replace("&lt;script", "")
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page  # jinja2's autoescape
     assert not re.search(r"""(?:src|href)\s*=\s*["']?https?:""", page), "no external resources"
     assert "@import" not in page and "<link" not in page
     assert "judged metrics: not run (no LLM backend configured)" in page
