@@ -51,22 +51,22 @@ def _md_list(items, numbered: bool = False) -> list[str]:
 
 
 def to_markdown(plan: SessionPlan) -> str:
-    out = [f"# {esc(w.title(plan))}", "", f"**Audience:** {esc(plan.audience)}  ", f"**Duration:** {plan.minutes} minutes", ""]
+    out = [f"# {esc(w.title(plan))}", "", f"**{w.AUDIENCE_LABEL}** {esc(plan.audience)}  ", f"**{w.DURATION_LABEL}** {w.duration(plan)}", ""]
     out += [f"_{PROVENANCE}_", ""]
     if plan.evidence_notice:
         out += [f"> **{w.THIN_LABEL}** {esc(plan.evidence_notice)}", ""]
         if plan.nearest_sections:
             out += [f"> {w.NEAREST_LABEL}"] + [f"> - {esc(s)}" for s in plan.nearest_sections] + [""]
 
-    out += ["## Learning objectives", "", w.OBJECTIVES_LEAD, ""] + _md_list(plan.objectives, True) + [""]
+    out += [f"## {w.OBJECTIVES_HEADING}", "", w.OBJECTIVES_LEAD, ""] + _md_list(plan.objectives, True) + [""]
 
-    out += ["## Agenda", "", "| " + " | ".join(w.AGENDA_COLUMNS) + " |", "|---|---:|---|"]
+    out += [f"## {w.AGENDA_HEADING}", "", "| " + " | ".join(w.AGENDA_COLUMNS) + " |", "|---|---:|---|"]
     for item in plan.agenda:
         label = f"**{cell(item.title)}**" + (f"<br>{cell(item.detail)}" if item.detail else "")
         out.append(f"| {w.time_span(item.start, item.minutes)} | {item.minutes} | {label} |")
     out += [f"| | **{sum(i.minutes for i in plan.agenda)}** | **{w.TOTAL}** |", ""]
 
-    out += ["## Key messages", ""]
+    out += [f"## {w.KEY_MESSAGES_HEADING}", ""]
     if not plan.key_messages:
         out += [f"_{w.NO_KEY_MESSAGES}_", ""]
     for n, message in enumerate(plan.key_messages, start=1):
@@ -100,10 +100,10 @@ def to_markdown(plan: SessionPlan) -> str:
     sheet = activity.observer_sheet
     if sheet:
         out += [f"### {esc(sheet.title)}", "", esc(sheet.instructions), ""]
-        out += ["| What to watch for | " + " | ".join(cell(c) for c in sheet.columns) + " |", "|---|" + "---|" * len(sheet.columns)]
+        out += [f"| {w.WATCH_FOR} | " + " | ".join(cell(c) for c in sheet.columns) + " |", "|---|" + "---|" * len(sheet.columns)]
         out += [f"| {cell(row)} |" + " |" * len(sheet.columns) for row in sheet.rows] + [""]
 
-    out += ["## Discussion questions", ""] + _md_list(plan.discussion_questions, True) + [""]
+    out += [f"## {w.QUESTIONS_HEADING}", ""] + _md_list(plan.discussion_questions, True) + [""]
 
     handout = plan.handout
     out += ["---", "", f"## {esc(w.handout_heading(plan))}", ""]
@@ -119,7 +119,7 @@ def to_markdown(plan: SessionPlan) -> str:
     if handout.read_more:
         out += [f"**{w.HANDOUT_READ_MORE}**", ""] + [f"- {_md_link(r.label, r.url)}" + (f" <{safe_url(r.url)}>" if safe_url(r.url) else "") for r in handout.read_more] + [""]
 
-    out += ["## References", ""]
+    out += [f"## {w.REFERENCES_HEADING}", ""]
     if not plan.references:
         out += [f"_{w.NOTHING_CITED}_", ""]
     for heading, entries in w.reference_groups(plan):

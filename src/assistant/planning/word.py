@@ -167,11 +167,11 @@ def to_docx(plan: SessionPlan) -> bytes:
             out.paragraph(w.NEAREST_LABEL)
             out.bullets(plan.nearest_sections)
 
-    document.add_heading("Learning objectives", level=1)
+    document.add_heading(w.OBJECTIVES_HEADING, level=1)
     out.paragraph(w.OBJECTIVES_LEAD)
     out.numbered(plan.objectives)
 
-    document.add_heading("Agenda", level=1)
+    document.add_heading(w.AGENDA_HEADING, level=1)
     table = document.add_table(rows=1, cols=3)
     table.style = "Table Grid"
     for cell, label in zip(table.rows[0].cells, w.AGENDA_COLUMNS):
@@ -187,7 +187,7 @@ def to_docx(plan: SessionPlan) -> bytes:
     cells[1].paragraphs[0].add_run(str(sum(i.minutes for i in plan.agenda))).bold = True
     cells[2].paragraphs[0].add_run(w.TOTAL).bold = True
 
-    document.add_heading("Key messages", level=1)
+    document.add_heading(w.KEY_MESSAGES_HEADING, level=1)
     if not plan.key_messages:
         out.paragraph(w.NO_KEY_MESSAGES)
     items = []
@@ -222,7 +222,7 @@ def to_docx(plan: SessionPlan) -> bytes:
         document.add_heading(heading, level=2)
         (out.numbered if numbered else out.bullets)(items)
 
-    document.add_heading("Discussion questions", level=1)
+    document.add_heading(w.QUESTIONS_HEADING, level=1)
     out.numbered(plan.discussion_questions)
 
     if activity.role_cards:
@@ -248,7 +248,7 @@ def to_docx(plan: SessionPlan) -> bytes:
         out.paragraph(sheet.instructions)
         grid = document.add_table(rows=1, cols=1 + len(sheet.columns))
         grid.style = "Table Grid"
-        for cell, label in zip(grid.rows[0].cells, ["What to watch for", *sheet.columns]):
+        for cell, label in zip(grid.rows[0].cells, [w.WATCH_FOR, *sheet.columns]):
             cell.paragraphs[0].add_run(_x(label)).bold = True
         for line in sheet.rows:
             cells = grid.add_row().cells
@@ -280,7 +280,7 @@ def to_docx(plan: SessionPlan) -> bytes:
                 paragraph.add_run(": ")
                 out.link(paragraph, w.safe_url(entry.url), entry.url)
 
-    document.add_heading("References", level=1)
+    document.add_heading(w.REFERENCES_HEADING, level=1)
     if not plan.references:
         out.paragraph(w.NOTHING_CITED)
     for heading, entries in w.reference_groups(plan):

@@ -8,17 +8,26 @@ from assistant.service import Citation, content_words
 from assistant.planning.evidence import reference_url, study_label
 from assistant.planning.model import ReferenceEntry, SessionPlan
 
+OBJECTIVES_HEADING = "Learning objectives"
+AGENDA_HEADING = "Agenda"
+KEY_MESSAGES_HEADING = "Key messages"
 ASSUMPTIONS_HEADING = "What staff often assume / what the evidence says"
+ACTIVITY_HEADING = "Activity"  # the rendered heading names the activity: activity_heading()
+QUESTIONS_HEADING = "Discussion questions"
+HANDOUT_HEADING = "Handout"  # the rendered heading names the handout: handout_heading()
+REFERENCES_HEADING = "References"
 HEADINGS = (
-    "Learning objectives",
-    "Agenda",
-    "Key messages",
+    OBJECTIVES_HEADING,
+    AGENDA_HEADING,
+    KEY_MESSAGES_HEADING,
     ASSUMPTIONS_HEADING,
-    "Activity",
-    "Discussion questions",
-    "Handout",
-    "References",
+    ACTIVITY_HEADING,
+    QUESTIONS_HEADING,
+    HANDOUT_HEADING,
+    REFERENCES_HEADING,
 )
+AUDIENCE_LABEL = "Audience:"
+DURATION_LABEL = "Duration:"
 
 PROVENANCE = (
     "Key messages and findings are sentences quoted from the indexed sources, each with its source; "
@@ -39,10 +48,11 @@ EVIDENCE_LABEL = "What the evidence says:"
 NO_COUNTERPOINT = "The review gives no direct counterpoint; discuss with the group."
 PURPOSE_LABEL = "Purpose:"
 ACTIVITY_PARTS = ("You will need", "Facilitator instructions", "Keep it safe", "Debrief questions")
+WATCH_FOR = "What to watch for"  # the observer sheet's first column
 ROLE_CARDS_HEADING = "Role cards"
 ROLE_CARDS_LEAD = "Print and cut out one card per player. The private brief is for the player only."
 PRIVATE_LABEL = "Private brief:"
-HANDOUT_KEY_MESSAGES = "Key messages"
+HANDOUT_KEY_MESSAGES = KEY_MESSAGES_HEADING
 HANDOUT_THIN = "The sources hold little evidence on this topic; ask your facilitator about the nearest sources they found."
 HANDOUT_POINTS = "What this means for you"
 HANDOUT_POINTS_NOTE = "Suggestions from the session, not findings."
@@ -58,16 +68,20 @@ def title(plan: SessionPlan) -> str:
     return f"Session plan: {plan.topic}"
 
 
+def duration(plan: SessionPlan) -> str:
+    return f"{plan.minutes} minutes"
+
+
 def summary(plan: SessionPlan) -> str:
     return f"Audience: {plan.audience}. Duration: {plan.minutes} minutes."
 
 
 def activity_heading(plan: SessionPlan) -> str:
-    return f"Activity: {plan.activity.name} ({plan.activity.minutes} minutes)"
+    return f"{ACTIVITY_HEADING}: {plan.activity.name} ({plan.activity.minutes} minutes)"
 
 
 def handout_heading(plan: SessionPlan) -> str:
-    return f"Handout: {plan.handout.title}"
+    return f"{HANDOUT_HEADING}: {plan.handout.title}"
 
 
 def safe_url(url: str | None) -> str:
