@@ -120,22 +120,17 @@ def is_fragment(sentence: str) -> bool:
     return _unbalanced_quotes(sentence)
 
 
+# What a sentence is, when it is not a sentence: the first that holds is named.
+_NOT_A_SENTENCE = ((is_reference_entry, "reference entry"), (is_title_or_heading, "title or heading"), (is_fragment, "fragment"))
+# What else keeps it from standing alone: each that holds is named.
+_LEANS_ON_MORE = ((about_itself, "about the document itself"), (leans_back, "unresolved back-reference"), (has_markup, "markup"))
+
+
 def problems(sentence: str) -> list[str]:
     """Why the sentence should not be quoted on its own (empty when it can be)."""
-    found = []
-    if is_reference_entry(sentence):
-        found.append("reference entry")
-    elif is_title_or_heading(sentence):
-        found.append("title or heading")
-    elif is_fragment(sentence):
-        found.append("fragment")
-    if about_itself(sentence):
-        found.append("about the document itself")
-    if leans_back(sentence):
-        found.append("unresolved back-reference")
-    if has_markup(sentence):
-        found.append("markup")
-    return found
+    found = [next((name for check, name in _NOT_A_SENTENCE if check(sentence)), None)]
+    found += [name for check, name in _LEANS_ON_MORE if check(sentence)]
+    return [name for name in found if name]
 
 
 def answer_findings(claims: list[str], allow_references: bool = False) -> list[str]:

@@ -141,16 +141,10 @@ class SessionPlan:
         return self.evidence_notice is not None
 
     def to_dict(self) -> dict:
-        return {
-            "topic": self.topic,
-            "audience": self.audience,
-            "audience_profile": self.audience_profile,
-            "minutes": self.minutes,
-            "backend": self.backend,
-            "relevance_method": self.relevance_method,
-            "evidence_notice": self.evidence_notice,
-            "nearest_sections": self.nearest_sections,
-            "objectives": self.objectives,
+        """The plan as JSON (render's json format); the keys keep this order."""
+        plain = ("topic", "audience", "audience_profile", "minutes", "backend", "relevance_method", "evidence_notice",
+                 "nearest_sections", "objectives")
+        return {name: getattr(self, name) for name in plain} | {
             "agenda": [asdict(item) for item in self.agenda],
             "key_messages": [m.to_dict() for m in self.key_messages],
             "assumptions_vs_evidence": [p.to_dict() for p in self.assumptions_vs_evidence],
