@@ -8,18 +8,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from assistant.ingest.references import Reference, link_citations
-from assistant.text import clean_markup, normalise, split_sentences
+from assistant.text import clean_markup, content_words, normalise, split_sentences  # noqa: F401 (content_words re-exported)
 
 # How a model's answer is labelled: what the check is (SupportScorer.check), not more.
 WRITTEN_BY = "Written by {model}; each sentence matched to the passage it cites (⚠ marks one that is not)."
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    "a an and are as at be been but by can do does for from has have how i if in into is it its of on or our "
-    "should so than that the their them there these they this to was we were what when where which who why will "
-    "with you your".split()
-)
-
-
 @dataclass
 class Citation:
     n: int
@@ -76,10 +68,6 @@ def cited_sentences(answer: str, keep_full_stops: bool = False) -> list[tuple[st
             elif numbers and pieces:  # markers with no text of their own extend the claim before them
                 pieces[-1][1].extend(numbers)
     return pieces
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
 def lexical_support(sentence: str, passage: str) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answering.cite import content_words
+from assistant.text import content_words
 from assistant.models.embeddings import Embedder
 from assistant.index.store import LoadedIndex
 from assistant.ingest.splitter import Chunk
