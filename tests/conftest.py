@@ -27,13 +27,15 @@ MODEL_MODULES = frozenset({"test_local_chat.py"})  # load the packaged GGUF thro
 SLOW_MODULES = frozenset({"tests/ingest/test_pipeline.py", "tests/ingest/test_bad_files.py", "tests/index/test_store.py"})
 # Single tests of several seconds elsewhere; tests/test_tiers_fast.py checks that every name still exists, so a
 # rename cannot quietly move one into the fast tier.
-SLOW_TESTS = frozenset({
-    "tests/faces/test_cli.py::test_a_second_ingest_says_why_it_waits",
-    "tests/faces/test_cli.py::test_ingest_reports_a_bad_file_and_indexes_the_rest",
-    "tests/answering/test_extractive.py::test_planted_instructions_in_an_upload_are_not_quoted_as_advice",
-    "tests/models/test_query_encoder.py::test_onnx_and_torch_query_vectors_agree",
-    "tests/faces/test_ui.py::test_login_is_required_off_loopback",  # starts app.py, which imports Gradio
-})
+SLOW_TESTS = frozenset(
+    {
+        "tests/faces/test_cli.py::test_a_second_ingest_says_why_it_waits",
+        "tests/faces/test_cli.py::test_ingest_reports_a_bad_file_and_indexes_the_rest",
+        "tests/answering/test_extractive.py::test_planted_instructions_in_an_upload_are_not_quoted_as_advice",
+        "tests/models/test_query_encoder.py::test_onnx_and_torch_query_vectors_agree",
+        "tests/faces/test_ui.py::test_login_is_required_off_loopback",  # starts app.py, which imports Gradio
+    }
+)
 SLOW_FIXTURES = frozenset({"hostile_plan"})  # a real index of one document with the real embedding model
 
 

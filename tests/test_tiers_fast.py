@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+
 from tests import conftest
 from tests.fakes import FakeEmbedder
 

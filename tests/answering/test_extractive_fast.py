@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 
 import pytest
-from tests.conftest import fast_settings
 
 from assistant.service import AssistantService, Evidence, Final, QuestionError
+from tests.conftest import fast_settings
 
 
 def test_an_answer_quotes_the_source_verbatim_with_a_citation(fast_service):

@@ -7,11 +7,11 @@ import json
 import shutil
 
 import pytest
-from tests.conftest import FIXTURE_CORPUS, fast_settings
-from tests.fakes import FakeEmbedder
 
 from assistant.faces import cli
 from assistant.service import AssistantService
+from tests.conftest import FIXTURE_CORPUS, fast_settings
+from tests.fakes import FakeEmbedder
 
 
 @pytest.fixture
@@ -58,7 +58,11 @@ def test_sources_lists_the_three_documents(fast_service, use_service, capsys):
     use_service(fast_service)
     assert cli.main(["sources"]) == 0
     out = capsys.readouterr().out
-    assert "trigger-films.md" in out and "Trigger films" in out and out.rstrip().endswith("3 documents, " + f"{len(fast_service.index.chunks)} chunks.")
+    assert (
+        "trigger-films.md" in out
+        and "Trigger films" in out
+        and out.rstrip().endswith("3 documents, " + f"{len(fast_service.index.chunks)} chunks.")
+    )
 
 
 def test_ingest_reports_each_file_and_fails_on_a_bad_one(tmp_path, use_service, capsys):

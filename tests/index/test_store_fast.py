@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import shutil
 
+from assistant.service import AssistantService
 from tests.conftest import FIXTURE_CORPUS, fast_settings
 from tests.fakes import FakeEmbedder
-
-from assistant.service import AssistantService
 
 
 def test_chroma_bm25_and_the_chunk_table_hold_the_same_chunks(fast_service):

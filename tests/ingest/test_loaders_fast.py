@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.conftest import FIXTURE_CORPUS
 
 from assistant.ingest.loaders import LoadError, load
+from tests.conftest import FIXTURE_CORPUS
 
 
 def test_markdown_front_matter_gives_title_themes_and_evidence():
@@ -36,6 +36,8 @@ def test_plain_text_is_titled_by_its_first_line():
 
 def test_front_matter_of_the_wrong_kind_is_refused_with_the_field_named(tmp_path):
     bad = tmp_path / "bad.md"
-    bad.write_text((FIXTURE_CORPUS / "trigger-films.md").read_text(encoding="utf-8").replace("themes: [ebcd]", "themes: {a: 1}"), encoding="utf-8")
+    bad.write_text(
+        (FIXTURE_CORPUS / "trigger-films.md").read_text(encoding="utf-8").replace("themes: [ebcd]", "themes: {a: 1}"), encoding="utf-8"
+    )
     with pytest.raises(LoadError, match="themes"):
         load(bad)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from tests.conftest import FIXTURE_CORPUS, fast_settings
-from tests.fakes import FakeEmbedder
 
 from assistant.service import AssistantService
+from tests.conftest import FIXTURE_CORPUS, fast_settings
+from tests.fakes import FakeEmbedder
 
 
 @pytest.fixture
@@ -30,7 +30,9 @@ def texts(service) -> str:
 def test_first_run_adds_every_file_and_stamps_the_embedder(service):
     report = service.ingest()
     assert sorted((o.source, o.status) for o in report.outcomes) == [
-        ("ground-rules.txt", "added"), ("paying-participants.html", "added"), ("trigger-films.md", "added"),
+        ("ground-rules.txt", "added"),
+        ("paying-participants.html", "added"),
+        ("trigger-films.md", "added"),
     ]
     manifest = service.store.current_manifest()
     assert manifest["embedding_model"] == FakeEmbedder.name

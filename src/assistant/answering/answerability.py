@@ -162,9 +162,10 @@ def find_gap(question: str, evidence: list[str], vocabulary: dict[str, int] | se
     indexed document: `vocabulary` holds every word the corpus uses) gives."""
     lacking = []
     for ask in asks_in(question):
-        if ask.what == "a number" and (thing := _counted_thing(question)):
+        counted = _COUNTED.search(question) if ask.what == "a number" else None
+        if counted and (thing := _counted_thing(question)):  # _counted_thing is None without this match
             if not _count_given(thing, evidence):
-                lacking.append(f"the number of {_COUNTED.search(question).group(1).strip()}")
+                lacking.append(f"the number of {counted.group(1).strip()}")
         elif not any(ask.gives.search(t) for t in evidence):
             lacking.append(ask.what)
     premise = []

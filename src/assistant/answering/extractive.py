@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from assistant.answering import hygiene
 from assistant.answering.answerability import Gap, find_gap
 from assistant.answering.cite import Citation, primary_references, states_disagreement
+from assistant.answering.safety import suspicious_instruction
 from assistant.index.store import LoadedIndex
 from assistant.ingest.references import Reference
-from assistant.retrieval.retriever import Passage, Retrieval, SentenceTables, clean_query, is_question, sentence_tables, stems
-from assistant.answering.safety import suspicious_instruction
-from assistant.text import clean_markup
 from assistant.ingest.splitter import SECTION_SEPARATOR
+from assistant.retrieval.retriever import Passage, Retrieval, SentenceTables, clean_query, is_question, sentence_tables, stems
+from assistant.text import clean_markup
 
 NOT_COVERED = "The indexed sources don't cover this question, so I can't answer it from them."
 REDUNDANT = 0.86  # cosine above which a sentence repeats one already chosen
@@ -70,7 +70,7 @@ class Answer:
     relevance: float | None = None  # the cross-encoder's score of the best evidence against the question (None: not run)
 
     @classmethod
-    def refusal(cls, question: str, message: str, total_ms: float | None = None) -> "Answer":
+    def refusal(cls, question: str, message: str, total_ms: float | None = None) -> Answer:
         """A question refused before searching (empty, too long): the reason is the answer and the error."""
         timings = {} if total_ms is None else {"total": round(total_ms, 1)}
         return cls(question=question, text=message, abstained=True, backend=None, timings_ms=timings, error=message, coverage="declined")
@@ -308,8 +308,10 @@ class ExtractiveAnswerer:
             unit.relevance = float(score)
         head.sort(key=lambda u: (-self._rank_key(u, wants_sources), -u.score, u.row))
         # where the sources disagree on the count asked for, that comes first
+        lead = head[0].relevance if head else None
         for position, unit in enumerate(head[1:6] if ASKS_A_COUNT.search(question) else [], start=1):
-            if unit.relevance >= head[0].relevance - DISAGREEMENT_MARGIN and unit.relevance >= self.min_answer_relevance and states_disagreement(unit.text):
+            if (unit.relevance is not None and lead is not None and unit.relevance >= lead - DISAGREEMENT_MARGIN
+                    and unit.relevance >= self.min_answer_relevance and states_disagreement(unit.text)):
                 head.insert(0, head.pop(position))
                 break
         return head
@@ -320,6 +322,7 @@ class ExtractiveAnswerer:
         # rank, which it misses on conversational questions; an entry of a reference list is what answers a
         # question asking for something to read, though it reads as no answer at all
         reading = READING_BONUS if wants_sources and hygiene.is_reference_entry(unit.text) else 0.0
+        assert unit.relevance is not None, "ranked only after the cross-encoder has scored it"
         return unit.relevance + CHEAP_WEIGHT * unit.score + reading
 
     def _good_enough(self, unit: ScoredSentence, lead: ScoredSentence) -> bool:
@@ -426,7 +429,7 @@ def focus(question: str) -> str:
     return focused if len(focused.split()) >= 3 else question
 
 
-def _with_heading(unit: "ScoredSentence") -> str:
+def _with_heading(unit: ScoredSentence) -> str:
     heading = unit.section.split(SECTION_SEPARATOR)[-1].strip() if unit.section else ""
     return f"{heading}: {unit.text}" if heading and not unit.passage.chunk.is_reference_list else unit.text
 

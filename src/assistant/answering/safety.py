@@ -70,9 +70,11 @@ def suspicious_instruction(sentence: str) -> str | None:
         if address or sends or _search(_URGENT, lowered):
             return f"asks the reader to send or enter a {_noun(credential.group(0))}"
     if payment and hand_over and not negated:
-        if address or _search(r"\b(?:send|e-?mail|share|give|provide|submit|forward|reply with|confirm|disclose|text|post|upload|supply)\b", lowered):
-            if not _search(r"\b(?:we|the trust|the team|finance|payroll) (?:will )?(?:need|needs|ask|asks|collect|collects)\b", lowered) or address:
-                return "asks the reader to send payment or bank details"
+        asks = address or _search(r"\b(?:send|e-?mail|share|give|provide|submit|forward|reply with|confirm|disclose|text|post|upload|supply)\b", lowered)
+        # "the trust will need your bank details" is the organisation's own process, unless it points at an address
+        own_process = _search(r"\b(?:we|the trust|the team|finance|payroll) (?:will )?(?:need|needs|ask|asks|collect|collects)\b", lowered)
+        if asks and (address or not own_process):
+            return "asks the reader to send payment or bank details"
     if address:
         verify = _search(rf"\b(?:{_VERIFY})\b[^.]{{0,40}}\b(?:{_ACCOUNT})\b|\b(?:{_ACCOUNT})\b[^.]{{0,20}}\b(?:verification|will be (?:suspended|closed|locked|disabled))", lowered)
         contact = _search(rf"\b(?:{_CONTACT})\b", lowered)

