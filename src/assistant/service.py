@@ -7,6 +7,7 @@ they may use (tests/test_layering.py checks it).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -291,13 +292,11 @@ class AssistantService:
         with self._lock:
             if self._cross_encoder_loading is not None or not self.settings.cross_encoder:
                 return
-            from assistant.models.cross_encoder import CrossEncoderUnavailable, get_cross_encoder
+            from assistant.models.cross_encoder import get_cross_encoder
 
             def load() -> None:
-                try:
+                with contextlib.suppress(CrossEncoderUnavailable):  # reported by cross_encoder() with the answer
                     get_cross_encoder(self.settings)
-                except CrossEncoderUnavailable:
-                    pass  # reported by cross_encoder() with the answer
 
             # Not a daemon: a process that exits early (no index, a refused question) must wait for onnxruntime
             # to finish building its session, or the C++ runtime aborts ("terminate called without an active exception").
@@ -306,7 +305,7 @@ class AssistantService:
 
     def cross_encoder(self):
         """The cross-encoder that chooses evidence, and a notice when answers must come without it."""
-        from assistant.models.cross_encoder import CrossEncoderDisabled, CrossEncoderUnavailable, get_cross_encoder
+        from assistant.models.cross_encoder import CrossEncoderDisabled, get_cross_encoder
 
         try:
             return get_cross_encoder(self.settings), None
@@ -368,6 +367,7 @@ class AssistantService:
         for event in self.ask_stream(question, history, document, theme, backend):
             if isinstance(event, Final):
                 answer = event.answer
+        assert answer is not None, "ask_stream always ends with Final"
         return answer
 
     def ask_stream(
@@ -438,16 +438,17 @@ class AssistantService:
         from assistant.answering.generate import GenerativeAnswerer, quoted_instead, with_fallback_note
 
         if model is None:
+            assert model_problem is not None, "a generative backend without a model has the reason"
             yield Final(quoted_instead(evidence, with_fallback_note(str(model_problem)), model_problem.kind))
             return
         writer = GenerativeAnswerer(self.settings, backend, model, index, self.embedder, extractive)
         # a follow-up the model rewrote is asked in its standalone form: the model does not see the history
         for kind, value in writer.stream(query if rewritten_by_model else question, retrieval, evidence):
-            if kind == "answer":
+            if kind == "answer" and isinstance(value, Answer):
                 value.question, value.search_query = question, query
                 value.timings_ms = {**evidence.timings_ms, **value.timings_ms, "total": round((time.perf_counter() - started) * 1000, 1)}
                 yield Final(value)
-            else:
+            elif isinstance(value, str):
                 yield Draft(value)
 
     # -- scoring text, for faces that choose among quotes (the session planner) ----------------------

@@ -9,11 +9,11 @@ from contextlib import closing
 
 import pytest
 import yaml
-from tests.evaluation.eval_fakes import TINY_SUITE, standard_service, write_suite
 
-from assistant.faces.cli import build_parser
 from assistant.evaluation.command import cmd_eval
 from assistant.evaluation.suites import SuiteError, load_suite, load_suites
+from assistant.faces.cli import build_parser
+from tests.evaluation.eval_fakes import TINY_SUITE, standard_service, write_suite
 
 
 def run(argv, service, capsys):

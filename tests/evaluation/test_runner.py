@@ -7,19 +7,19 @@ import math
 
 import numpy as np
 import pytest
-from tests.evaluation.eval_fakes import DOC, FILM, NOISE, TINY_SUITE, FakeEmbedder, answered, declined, passage, standard_service
 
 from assistant.evaluation.runner import (
     SUPPORT_COSINE,
     SUPPORT_LEXICAL,
     SupportScorer,
-    cited_sentences,
     citation_scores,
+    cited_sentences,
     run_cases,
     score_turn,
     summarise,
 )
 from assistant.evaluation.suites import Turn, load_suite
+from tests.evaluation.eval_fakes import DOC, FILM, NOISE, TINY_SUITE, FakeEmbedder, answered, declined, passage, standard_service
 
 # -- cited_sentences ------------------------------------------------------------------------------------
 

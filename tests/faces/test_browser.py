@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import expect
 
 import assistant  # noqa: F401  (offline variables first)
+from assistant.faces.ui import build_app, serve, warm_up
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
-from assistant.faces.ui import build_app, serve, warm_up
 
 pytestmark = pytest.mark.browser
 

@@ -15,9 +15,6 @@ from pathlib import Path
 import pytest
 
 import assistant  # noqa: F401  (offline variables first)
-from assistant.service import AssistantService
-from assistant.settings import PROJECT_ROOT, Settings
-from assistant.index.hidden import hidden_sources
 from assistant.faces.ui import (
     STARTERS,
     answer_html,
@@ -31,6 +28,9 @@ from assistant.faces.ui import (
     source_card,
     warm_up,
 )
+from assistant.index.hidden import hidden_sources
+from assistant.service import AssistantService
+from assistant.settings import PROJECT_ROOT, Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -247,7 +247,7 @@ def test_eight_simultaneous_chats_complete_correctly(served, corpus_service):
             barrier.wait()
             _, final = ask_stream(c, question)
             results[question] = text_of(last_turn(final)[1])
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001 - every thread's failure is reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(q,)) for q in questions]
@@ -325,7 +325,7 @@ def test_login_is_required_off_loopback():
 def test_login_protects_the_app(corpus_service):
     app, url = start(corpus_service, auth=[("facilitator", "s3cret")])
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - the client's error for a refused login differs between its versions
             Client(url, verbose=False).predict(LEAD, api_name="/chat")
         answer = Client(url, auth=("facilitator", "s3cret"), verbose=False).predict(LEAD, api_name="/chat")
         assert MARK.search(answer)
@@ -375,9 +375,8 @@ def test_document_text_is_escaped_everywhere():
 def test_model_answer_streams_under_the_evidence_then_shows_checked(corpus_data_dir):
     """With a language model, the quoted evidence shows at once, the model's words stream under it, and
     the checked answer replaces both, naming the model; an unsupported sentence is marked."""
-    from tests.llm_servers import FakeOllama, Reply, answer_json
-
     from assistant.answering.generate import GenerativeAnswerer
+    from tests.llm_servers import FakeOllama, Reply, answer_json
 
     with FakeOllama() as server:
         service = AssistantService(

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 import assistant  # noqa: F401  (offline variables first)
-from assistant.service import AssistantService
-from assistant.settings import PROJECT_ROOT, Settings
 from assistant.faces.ui import build_app, serve, warm_up
 from assistant.faces.web_guard import GUARD_HEADER, app_kwargs
+from assistant.service import AssistantService
+from assistant.settings import PROJECT_ROOT, Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from gradio_client import Client  # noqa: E402

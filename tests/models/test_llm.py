@@ -13,13 +13,11 @@ import pytest
 
 import assistant.models.llm
 from assistant.answering.extractive import NOT_COVERED
-from assistant.answering.cite import _plain
-from tests.answering.citation_checks import markers_in
-from assistant.retrieval.conversation import standalone_query
 from assistant.answering.generate import EVIDENCE_HEADING, UNSUPPORTED_NOTE, Excerpt, GenerativeAnswerer, answer_schema
 from assistant.models.llm import INSTALL_HINTS, model_label
-from assistant.retrieval.retriever import Filters
+from assistant.retrieval.conversation import standalone_query
 from assistant.service import AssistantService, Draft, Evidence, Final
+from tests.answering.citation_checks import markers_in
 from tests.conftest import make_settings
 from tests.llm_servers import FakeOllama, FakeOpenAI, Reply, answer_json, closed_port_url
 
@@ -523,8 +521,8 @@ def quoting_model(request) -> Reply:
 
 
 def test_eval_runs_with_a_model_backend_and_reports_model_figures(service_with, tmp_path, capsys):
-    from assistant.faces.cli import build_parser
     from assistant.evaluation.command import cmd_eval
+    from assistant.faces.cli import build_parser
 
     suite = tmp_path / "mini.yaml"
     suite.write_text(

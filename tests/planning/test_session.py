@@ -10,26 +10,25 @@ import sys
 import pytest
 
 from assistant.answering.cite import lexical_support
-from tests.answering.citation_checks import citation_problems
 from assistant.models.cross_encoder import resolve_model_dir
 from assistant.planning.catalogue import activity_texts, audience_texts, match_audience
 from assistant.planning.evidence import ANSWER_MIN_LOGIT, TOPIC_MIN_LOGIT
 from assistant.planning.render import render
-from assistant.service import AssistantService
-from assistant.settings import Settings
 from assistant.planning.session import (
-    PlanError,
     REVIEW_SOURCE,
+    PlanError,
     activity_kind,
     allocate_minutes,
-    build_agenda,
     build_activity,
+    build_agenda,
     build_plan,
     check_format,
     check_request,
     tidy_quote,
 )
-
+from assistant.service import AssistantService
+from assistant.settings import Settings
+from tests.answering.citation_checks import citation_problems
 from tests.conftest import make_settings
 
 POWER = "power dynamics in co-design workshops"

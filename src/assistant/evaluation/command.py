@@ -118,19 +118,19 @@ def run_eval(args, service=None) -> int:
     stamp["duration_s"] = round(time.perf_counter() - started, 1)
     records = [r.to_dict() for r in results]
     summary = summarise_cases(records)
-    document = report.results_document(stamp, summary, records, judge_status, None, [], relevance.status)
+    results_doc = report.results_document(stamp, summary, records, judge_status, None, [], relevance.status)
     if baseline is not None:
-        document["comparison"] = compare(document, baseline, str(args.baseline))
-    document["gates"] = check_gates(summary, gates)
+        results_doc["comparison"] = compare(results_doc, baseline, str(args.baseline))
+    results_doc["gates"] = check_gates(summary, gates)
 
-    print(report.console_summary(document))
+    print(report.console_summary(results_doc))
     if args.report is not None:
-        paths = report.write_reports(args.report, document)
+        paths = report.write_reports(args.report, results_doc)
         print(f"\nReports: {', '.join(str(p) for p in paths.values())}")
-    failed = [g for g in document["gates"] if not g["passed"]]
-    if document["gates"]:
+    failed = [g for g in results_doc["gates"] if not g["passed"]]
+    if results_doc["gates"]:
         print("\nGates:")
-        for gate in document["gates"]:
+        for gate in results_doc["gates"]:
             print(f"  {gate['message']}")
     if failed:
         print(f"\n{len(failed)} gate(s) failed: " + "; ".join(

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
-from assistant.service import BACKENDS, SUPPORTED_SUFFIXES, WRITTEN_BY, Answer, Draft, Final, IndexMissing, QuestionError, assemble_local_model
+from assistant.service import (
+    BACKENDS,
+    SUPPORTED_SUFFIXES,
+    WRITTEN_BY,
+    Answer,
+    Draft,
+    Final,
+    IndexMissing,
+    QuestionError,
+    assemble_local_model,
+)
 from assistant.themes import THEMES
 
 
@@ -143,6 +154,7 @@ def cmd_ask(args) -> int:
             else:
                 print(f"Error{f' (line {number})' if batch else ''}: {error}", file=sys.stderr)
             continue
+        assert answer is not None, "a question without an error has its answer"
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
         else:
@@ -253,10 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(errors="backslashreplace")  # a character the terminal cannot show is escaped, not fatal
-        except (AttributeError, ValueError):
-            pass
+        reconfigure = getattr(stream, "reconfigure", None)  # a replaced stream (a test's capture) may lack it
+        with contextlib.suppress(ValueError):
+            if reconfigure is not None:
+                reconfigure(errors="backslashreplace")  # a character the terminal cannot show is escaped, not fatal
     args = build_parser().parse_args(argv)
     for name, value in vars(args).items():
         # File paths keep their exact bytes (surrogateescape round-trips them); all other text is made valid.

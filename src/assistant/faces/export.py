@@ -7,7 +7,7 @@ import re
 import time
 
 from assistant.service import WRITTEN_BY
-from assistant.text import escape_html as esc, escape_markdown as md  # the UI's cards and this file's Markdown
+from assistant.text import escape_markdown as md
 from assistant.themes import THEMES
 
 TITLE = "Conversation with the co-production assistant"

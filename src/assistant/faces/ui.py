@@ -9,17 +9,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
-from assistant.faces.export import conversation_docx, conversation_markdown, esc
-from assistant.feedback import FeedbackStore
-from assistant.themes import THEMES
+from assistant.faces.export import conversation_docx, conversation_markdown
 from assistant.faces.ui_library import LibraryActions, about_tab, document_choices, library_tab, wire_library
 from assistant.faces.ui_prepare import prepare_tab
 from assistant.faces.ui_render import answer_html, answer_message, conversation, highlight, source_card, suggest_followups, turn_messages  # noqa: F401
 from assistant.faces.web_guard import app_kwargs as web_guard_kwargs
+from assistant.feedback import FeedbackStore
 from assistant.service import Draft, Evidence, Final, IndexMissing, QuestionError
+from assistant.text import escape_html as esc
+from assistant.themes import THEMES
 
 CHAT_CONCURRENCY = 16  # answers computed at once (each takes milliseconds of CPU; most of its time is the streamed pauses)
 QUEUE_SIZE = 64
@@ -238,6 +240,7 @@ class ChatUI(LibraryActions):
             for end in range(step, len(pieces), step):
                 yield "", shown + [question_msg, gr.ChatMessage(role="assistant", content="".join(pieces[:end]))], turns, gr.skip()
                 time.sleep(STREAM_PAUSE)
+        assert answer is not None, "ask_stream ends with Final unless it raised"
         turn = {
             "question": message,
             "history": history,
@@ -421,7 +424,7 @@ def build_app(service) -> gr.Blocks:
                 about = about_tab(ui)
 
         ask_outputs = [message, chatbot, turns, rated_answer]
-        chat_events = dict(concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat", show_progress="hidden")
+        chat_events: dict[str, Any] = dict(concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat", show_progress="hidden")
         message.submit(ui.ask, [message, turns, document, theme, backend], ask_outputs, api_name="ask", **chat_events)
         send.click(ui.ask, [message, turns, document, theme, backend], ask_outputs, api_name="ask_button", **chat_events)
         chatbot.example_select(ui.ask_selected, [turns, document, theme, backend], ask_outputs, api_name="ask_starter", **chat_events)
@@ -431,7 +434,7 @@ def build_app(service) -> gr.Blocks:
 
         chatbot.like(ui.rate_message, [turns, rated], [rated, feedback_status, rated_answer, rating], api_name="rate_message")
         send_feedback.click(ui.send_feedback, [rated_answer, rating, comment, turns, rated], [rated, feedback_status], api_name="feedback")
-        show = dict(fn=lambda: gr.File(visible=True), inputs=None, outputs=[export_file], api_visibility="private")
+        show: dict[str, Any] = dict(fn=lambda: gr.File(visible=True), inputs=None, outputs=[export_file], api_visibility="private")
         export.click(ui.export, [turns], [export_file], api_name="export").then(api_name="show_export", **show)
         export_word.click(ui.export_docx, [turns], [export_file], api_name="export_docx").then(api_name="show_export_docx", **show)
         wire_library(app, ui, library, about, document, backend)
@@ -482,7 +485,7 @@ def warm_up(service) -> None:
     """Load the models and the index before the first user arrives."""
     try:
         service.ask("How do we involve patients early in a co-production project?")
-    except Exception as exc:  # no index yet: the Library tab can add documents
+    except Exception as exc:  # noqa: BLE001 - no index yet, or no model: the Library tab can add documents
         print(f"Note: {exc}", file=sys.stderr)
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from assistant.faces.export import esc, safe_url
+from assistant.faces.export import safe_url
 from assistant.locations import REVIEW_SOURCE
+from assistant.text import escape_html as esc
 from assistant.themes import THEMES
+
+if TYPE_CHECKING:
+    from assistant.feedback import FeedbackStore
+    from assistant.service import AssistantService
 
 UPLOAD_TYPES = "PDF, DOCX, HTML, Markdown or plain text"
 LIBRARY_HEADERS = ["Title", "Passages", "Added", "Licence"]
@@ -30,10 +36,13 @@ def document_choices(sources: list[dict]) -> list[tuple[str, str]]:
 class LibraryActions:
     """Library and About handlers; mixed into ChatUI, which provides `service` and `feedback`."""
 
+    service: AssistantService
+    feedback: FeedbackStore
+
     def _sources(self) -> list[dict]:
         try:
             return self.service.sources()
-        except Exception:  # the About tab must render even without an index
+        except Exception:  # noqa: BLE001 - the About tab must render even without an index
             return []
 
     def library_rows(self) -> list[list]:
@@ -206,7 +215,7 @@ class LibraryActions:
 
 def library_tab(ui, sources: list[dict], max_file_mb: float) -> dict:
     """The Library tab's components (built inside the open gr.Tab); wired by `wire_library`."""
-    c = {}
+    c: dict[str, Any] = {}
     c["table"] = gr.Dataframe(
         value=ui.library_rows(),
         headers=LIBRARY_HEADERS,
@@ -234,10 +243,9 @@ def library_tab(ui, sources: list[dict], max_file_mb: float) -> dict:
             c["yes"] = gr.Button("Yes, remove it", variant="stop", min_width=120, elem_id="confirm-yes")
             c["no"] = gr.Button("Cancel", variant="secondary", min_width=120, elem_id="confirm-no")
     hidden = ui._hidden_choices()
-    with gr.Group(visible=bool(hidden), elem_id="hidden-documents") as c["hidden_group"]:
-        with gr.Row():
-            c["hidden"] = gr.Dropdown(hidden, value=None, label="Hidden documents", min_width=200, elem_id="hidden-list")
-            c["restore"] = gr.Button("Show again", min_width=100, elem_id="restore-document")
+    with gr.Group(visible=bool(hidden), elem_id="hidden-documents") as c["hidden_group"], gr.Row():
+        c["hidden"] = gr.Dropdown(hidden, value=None, label="Hidden documents", min_width=200, elem_id="hidden-list")
+        c["restore"] = gr.Button("Show again", min_width=100, elem_id="restore-document")
     return c
 
 
@@ -251,7 +259,7 @@ def about_tab(ui) -> dict:
 def wire_library(app, ui, lib: dict, about: dict, document, backend) -> None:
     """Events of the Library tab; one progress indicator (on the report line) while indexing."""
     outputs = [lib["table"], document, lib["removable"], lib["hidden"], lib["hidden_group"], about["about"], about["licences"], about["note_sources"]]
-    events = dict(concurrency_limit=1, concurrency_id="library")
+    events: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="library")
     lib["add"].click(ui.add_documents, [lib["files"]], [lib["report"], lib["files"], *outputs], api_name="add_documents", show_progress_on=[lib["report"]], **events)
     lib["remove"].click(ui.ask_to_remove, [lib["removable"]], [lib["confirm_text"], lib["confirm"], lib["yes"]], api_name="ask_to_remove", show_progress="hidden")
     lib["yes"].click(ui.remove_document, [lib["removable"]], [lib["report"], lib["confirm"], *outputs], api_name="remove_document", show_progress_on=[lib["report"]], **events)

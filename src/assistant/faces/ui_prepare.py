@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -20,9 +21,9 @@ class PreparePlans:
 
     def prepare(self, topic: str, audience: str, minutes, fmt: str):
         """(preview Markdown, path of the plan file, status line); a bad request gives a plain message and no file."""
-        from assistant.service import IndexMissing
         from assistant.planning.render import filename, render, to_markdown
         from assistant.planning.session import PlanError, build_plan, check_format
+        from assistant.service import IndexMissing
 
         try:
             fmt = check_format(fmt or "docx")
@@ -61,7 +62,7 @@ def prepare_tab(service) -> PreparePlans:
     with gr.Accordion("Preview", open=True, elem_id="plan-preview-box"):
         preview = gr.Markdown(elem_id="plan-preview", sanitize_html=True, latex_delimiters=[])
     inputs, outputs = [topic, audience, minutes, fmt], [preview, download, status]
-    events = dict(concurrency_limit=2, concurrency_id="prepare", show_progress_on=[status])
+    events: dict[str, Any] = dict(concurrency_limit=2, concurrency_id="prepare", show_progress_on=[status])
     make.click(plans.prepare, inputs, outputs, api_name="prepare", **events)
     topic.submit(plans.prepare, inputs, outputs, api_name="prepare_submit", api_visibility="private", **events)
     return plans

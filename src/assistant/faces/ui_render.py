@@ -6,10 +6,12 @@ import re
 from urllib.parse import urlparse
 
 import gradio as gr
+from gradio.components.chatbot import MetadataDict
 
-from assistant.service import WRITTEN_BY
-from assistant.faces.export import esc, facilitator_notice, reference_label, reference_link, safe_url
+from assistant.faces.export import facilitator_notice, reference_label, reference_link, safe_url
 from assistant.faces.ui_library import link
+from assistant.service import WRITTEN_BY
+from assistant.text import escape_html as esc
 
 # -- rendering (pure functions, each escapes the document text it shows) -------------------------
 
@@ -165,7 +167,7 @@ def turn_messages(number: int, turn: dict) -> list[gr.ChatMessage]:
         )
         for c in answer.citations:
             where = esc(c.title) + (f" › {esc(_leaf(c.section))}" if c.section else "")
-            metadata = {"title": f"[{c.n}] {where}", "id": f"{parent}-{c.n}", "parent_id": parent, "status": "done"}
+            metadata: MetadataDict = {"title": f"[{c.n}] {where}", "id": f"{parent}-{c.n}", "parent_id": parent, "status": "done"}
             if c.page:
                 metadata["log"] = f"page {int(c.page)}"
             messages.append(gr.ChatMessage(role="assistant", content=source_card(c, passages.get(c.chunk_id)), metadata=metadata))

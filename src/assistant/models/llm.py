@@ -57,6 +57,8 @@ def chat_model(settings: Settings, backend: str):
 
 def _build(settings: Settings, backend: str):
     record = REGISTRY[backend]
+    if record.build is None:
+        raise ModelError(f"{backend!r} has no chat model to build", "failed")
     _require(record.package, backend)
     return record.build(settings)
 

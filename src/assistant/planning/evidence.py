@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -132,7 +133,7 @@ def _headings(answer: Answer) -> set[str]:
     return names
 
 
-def usable_quote(citation: Citation, headings: set[str] = frozenset(), leaning_ok: bool = False) -> bool:
+def usable_quote(citation: Citation, headings: Collection[str] = frozenset(), leaning_ok: bool = False) -> bool:
     """A sentence that can stand alone as evidence: not a heading, lead-in, question, reference entry, our own advice, or
     leaning on the sentence before (unless `leaning_ok`: it is printed beside the sentence it leans on)."""
     quote = tidy_quote(citation.quote)
@@ -149,9 +150,7 @@ def usable_quote(citation: Citation, headings: set[str] = frozenset(), leaning_o
         return False
     if not re.search(r"[.!?…][\"”’)]*\s*(\([^()]*\))?\s*$", citation.quote.strip()) and len(words) < 12:
         return False  # a short line with no full stop: a heading or a list label
-    if re.sub(r"\W+", " ", bare.lower()).strip() in headings:
-        return False
-    return True
+    return re.sub(r"\W+", " ", bare.lower()).strip() not in headings
 
 
 def _similar(a: str, b: str, threshold: float = 0.6) -> bool:
@@ -270,7 +269,9 @@ def choose_key_messages(service, topic: str, evidence: dict[str, Answer], limit:
 
 @lru_cache(maxsize=1)
 def assumption_questions() -> list[dict]:
-    return _load(ASSUMPTIONS_FILE)
+    entries = _load(ASSUMPTIONS_FILE)
+    assert isinstance(entries, list), f"{ASSUMPTIONS_FILE} holds a list of assumptions"
+    return entries
 
 
 def choose_assumptions(service, evidence: dict[str, Answer], sources: list[dict], judge: Relevance) -> tuple[list[AssumptionPair], str | None]:

@@ -284,6 +284,7 @@ def cmd_prepare(args) -> int:
             path.write_text(output, encoding="utf-8")
         print(f"Wrote the session plan to {path}.")
     else:
+        assert isinstance(output, str), "only DOCX is binary, and it is refused above without --out"
         sys.stdout.write(output if output.endswith("\n") else output + "\n")
     if plan.evidence_notice:
         print("Note: the sources say little about this topic; the plan says so at the top and has no invented key messages.", file=sys.stderr)
