@@ -40,7 +40,6 @@ SERVICE_INTERNALS = {"store", "index", "embedder"}
 # why). Each names the one helper it borrows; moving that helper down removes the entry.
 KNOWN_EXCEPTIONS = {
     ("index/store.py", "assistant.retrieval.retriever"): "top_k_stable, imported inside a function",
-    ("retrieval/retriever.py", "assistant.answering.cite"): "content_words, a text helper that belongs in text.py",
 }
 
 

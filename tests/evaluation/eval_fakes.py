@@ -146,3 +146,10 @@ TINY_SUITE = [
 def write_suite(path: Path, cases: list[dict] = TINY_SUITE) -> Path:
     path.write_text(yaml.safe_dump(cases, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def summarise(results) -> dict:
+    """Overall figures, and by theme and suite, of TurnResults (the command summarises their records instead)."""
+    from assistant.evaluation.runner import summarise_cases
+
+    return summarise_cases([r.to_dict() for r in results])

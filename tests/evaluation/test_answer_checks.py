@@ -8,10 +8,10 @@ from tests.evaluation.eval_fakes import DOC, FILM, TINY_SUITE, answered, passage
 
 from assistant.models.cross_encoder import CrossEncoderUnavailable
 from assistant.evaluation.answer_checks import RelevanceScorer, cited_claims, hygiene_findings, markdown_debris
-from assistant.evaluation.runner import run_cases, score_turn, summarise
+from assistant.evaluation.runner import run_cases, score_turn
 from assistant.evaluation.suites import Turn
 from assistant.answering.cite import SupportScorer
-from tests.evaluation.eval_fakes import FakeEmbedder
+from tests.evaluation.eval_fakes import FakeEmbedder, summarise
 
 GAP = "The indexed sources don't give a payment rate for this question. Here is what they do say."
 

@@ -16,10 +16,9 @@ from assistant.evaluation.runner import (
     cited_sentences,
     run_cases,
     score_turn,
-    summarise,
 )
 from assistant.evaluation.suites import Turn, load_suite
-from tests.evaluation.eval_fakes import DOC, FILM, NOISE, TINY_SUITE, FakeEmbedder, answered, declined, passage, standard_service
+from tests.evaluation.eval_fakes import DOC, FILM, NOISE, TINY_SUITE, FakeEmbedder, answered, declined, passage, standard_service, summarise
 
 # -- cited_sentences ------------------------------------------------------------------------------------
 

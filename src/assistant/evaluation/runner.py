@@ -248,7 +248,3 @@ def summarise_cases(cases: list[dict]) -> dict:
         "by_suite": {s: figures([c for c in cases if c["suite"] == s]) for s in suites},
     }
 
-
-def summarise(results: list[TurnResult]) -> dict:
-    """Overall figures and the same broken down by theme (and by suite)."""
-    return summarise_cases([r.to_dict() for r in results])
