@@ -152,7 +152,7 @@ def test_all_four_reports_are_written_and_well_formed(gate_run):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("<svg") >= 6 and "<rect" in page
     script_case = next(c for c in cases if "<script>" in c["question"])
-    assert "&lt;script&gt;alert(&#x27;owned&#x27;)&lt;/script&gt;" in page, f"{script_case['id']} must be escaped"
+    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page, f"{script_case['id']} must be escaped"
     assert "<script" not in page
     assert not re.search(r"""(?:src|href)\s*=\s*["']?https?:""", page)
 
