@@ -40,7 +40,8 @@ def split_sentences(text: str) -> list[str]:
 
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
+# Words too common to say what a text is about (content_words drops them; the follow-up check builds on them).
+STOP_WORDS = frozenset(
     "a an and are as at be been but by can do does for from has have how i if in into is it its of on or our "
     "should so than that the their them there these they this to was we were what when where which who why will "
     "with you your".split()
@@ -49,7 +50,7 @@ _STOP = frozenset(
 
 def content_words(text: str) -> set[str]:
     """The words that carry meaning: lower-cased, stop words and words of one or two letters dropped."""
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+    return {w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 2}
 
 
 def normalise(text: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from assistant.text import STOP_WORDS
+
 # A turn that opens like this continues the conversation ("And Always Events?", "OK, so how do we ...").
 _FOLLOW_UP_START = re.compile(
     r"^\s*(?:(?:ok|okay|right|great|thanks|thank you|fine)\b[\s,.!-]*)?"
@@ -93,10 +95,9 @@ def standalone_query(question: str, history: list[str]) -> str:
 REWRITE_HISTORY = 3  # earlier questions shown to the model
 MAX_REWRITE_CHARS = 400
 _TOPIC_WORD = re.compile(r"[a-z][a-z-]{3,}")
-_NOT_TOPICS = frozenset(
-    "about also does doing from have into just like make more much need should that their them then there these they "
-    "this those want what when where which while will with would your could might really actually first "
-    "happen happens".split()
+# The stop words, and the words a question uses around its topic ("what should we really do first?").
+_NOT_TOPICS = STOP_WORDS | frozenset(
+    "about also doing just like make more much need then those want while would could might really actually first happen happens".split()
 )
 
 
