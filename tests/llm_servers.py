@@ -101,7 +101,7 @@ class FakeModelServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "FakeModelServer":
+    def __enter__(self) -> FakeModelServer:
         owner = self
 
         class Handler(self.handler_class):
@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: the body ends when the connection closes, so streamed replies need no chunked encoding
     protocol_version = "HTTP/1.0"
 
-    def log_message(self, format, *args):  # keep test output clean
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's own parameter name; keeps test output clean
         pass
 
     def _record(self) -> Recorded:

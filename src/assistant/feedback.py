@@ -6,9 +6,9 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
-from typing import Iterable
 
 # Read by `assistant eval import-feedback`: keep the columns exactly as they are.
 SCHEMA = """

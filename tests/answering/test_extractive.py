@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from assistant.answering import hygiene
-from assistant.answering.extractive import LEAD_IN, NOT_COVERED, SOURCE_SEEKING, ExtractiveAnswerer, focus
 from assistant.answering.cite import cited_sentences, states_disagreement
-from tests.answering.citation_checks import citation_problems
+from assistant.answering.extractive import LEAD_IN, NOT_COVERED, SOURCE_SEEKING, ExtractiveAnswerer, focus
 from assistant.retrieval.retriever import Filters, Retrieval, is_question
 from assistant.service import AssistantService
+from tests.answering.citation_checks import citation_problems
 from tests.conftest import make_settings
 
 POINT = re.compile(r"^- (?P<text>.+) \[(?P<n>\d+)\]$")
@@ -90,7 +91,7 @@ def test_a_back_reference_is_quoted_with_the_sentence_it_leans_on(corpus_service
     ]
     assert leaning, "the corpus has sentences that lean back"
     answerer = ExtractiveAnswerer(index, 0.0, 0.3, 4)
-    for chunk_id, position, rows in leaning[:20]:
+    for _chunk_id, position, rows in leaning[:20]:
         unit = answerer._standalone(rows, position, references_allowed=False)
         assert unit == [rows[position - 1], rows[position]], index.sentences[rows[position]][1]
     passage = SimpleNamespace(sentences=[

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assistant.answering import hygiene
+
+
 @pytest.mark.parametrize(
     "sentence, problem",
     [

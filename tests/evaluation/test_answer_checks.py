@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.evaluation.eval_fakes import DOC, FILM, TINY_SUITE, answered, passage, standard_service
 
-from assistant.models.cross_encoder import CrossEncoderUnavailable
+from assistant.answering.cite import SupportScorer
 from assistant.evaluation.answer_checks import RelevanceScorer, cited_claims, hygiene_findings, markdown_debris
 from assistant.evaluation.runner import run_cases, score_turn
 from assistant.evaluation.suites import Turn
-from assistant.answering.cite import SupportScorer
-from tests.evaluation.eval_fakes import FakeEmbedder, summarise
+from assistant.models.cross_encoder import CrossEncoderUnavailable
+from tests.evaluation.eval_fakes import DOC, FILM, TINY_SUITE, FakeEmbedder, answered, passage, standard_service, summarise
 
 GAP = "The indexed sources don't give a payment rate for this question. Here is what they do say."
 

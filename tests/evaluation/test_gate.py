@@ -23,9 +23,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from assistant.evaluation.command import cmd_eval
 from assistant.faces.cli import build_parser
 from assistant.models.cross_encoder import resolve_model_dir
-from assistant.evaluation.command import cmd_eval
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
 from tests.conftest import make_settings

@@ -8,12 +8,12 @@ run for real in this environment; everything else in these tests uses real code 
 from __future__ import annotations
 
 import pytest
-from tests.evaluation.eval_fakes import FILM, NOISE, TINY_SUITE, answered, declined, passage, standard_service, summarise
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from assistant.evaluation.judge import NOT_RUN, ChatModelJudge, Judge, judge_for, parse_grade, parse_yes_no
 from assistant.evaluation.runner import run_cases
 from assistant.evaluation.suites import Turn
+from tests.evaluation.eval_fakes import FILM, NOISE, TINY_SUITE, answered, declined, passage, standard_service, summarise
 
 
 def _turn(answerable=True) -> Turn:

@@ -8,9 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from tests.evaluation.eval_fakes import standard_service, write_suite
 
-from assistant.faces.cli import build_parser
 from assistant.evaluation.command import cmd_eval
 from assistant.evaluation.report import (
     bar_chart,
@@ -22,6 +20,8 @@ from assistant.evaluation.report import (
     summary_markdown,
     turn_failures,
 )
+from assistant.faces.cli import build_parser
+from tests.evaluation.eval_fakes import standard_service, write_suite
 
 
 def _run(tmp_path, *extra, name="run"):

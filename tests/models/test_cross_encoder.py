@@ -137,8 +137,8 @@ def test_missing_model_names_the_restore_command(tmp_path):
 
 
 def test_another_data_folder_uses_the_installed_model(tmp_path):
-    from assistant.models.cross_encoder import resolve_model_dir
     from assistant.locations import default_data_dir
+    from assistant.models.cross_encoder import resolve_model_dir
 
     assert resolve_model_dir(_settings(tmp_path / "elsewhere")) == packaged_model_dir(default_data_dir())
 

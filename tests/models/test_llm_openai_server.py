@@ -9,11 +9,11 @@ import time
 import urllib.request
 
 import pytest
-from tests.conftest import make_settings
 
 from assistant.models.local_model import packaged_model_path
 from assistant.service import AssistantService, Draft
 from assistant.settings import PROJECT_ROOT
+from tests.conftest import make_settings
 
 MODEL = packaged_model_path(PROJECT_ROOT / "data")
 QUESTION = "What is a trigger film in experience-based co-design?"

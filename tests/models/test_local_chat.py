@@ -13,16 +13,16 @@ import sys
 import time
 
 import pytest
-from tests.conftest import make_settings
 
 from assistant.answering.cite import states_disagreement
-from assistant.retrieval.conversation import rewrite_with_model, standalone_query
 from assistant.answering.generate import EVIDENCE_HEADING, GenerativeAnswerer, numbers_in
 from assistant.models.local_chat import load_llama
 from assistant.models.local_model import packaged_model_path
 from assistant.models.prompts import load_prompt
+from assistant.retrieval.conversation import rewrite_with_model, standalone_query
 from assistant.service import AssistantService, Draft, Evidence, Final
 from assistant.settings import PROJECT_ROOT
+from tests.conftest import make_settings
 
 MODEL = packaged_model_path(PROJECT_ROOT / "data")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.locations import default_data_dir
 from assistant.models import query_encoder as onnx_query
 from assistant.models.embeddings import Embedder
-from assistant.locations import default_data_dir
 from assistant.retrieval.retriever import top_k_stable
 from tests.conftest import make_settings
 
@@ -145,7 +145,7 @@ def _ask(data_dir: Path) -> tuple[str, dict, str]:
     env = dict(os.environ, ASSISTANT_DATA_DIR=str(data_dir))
     result = subprocess.run([sys.executable, "-c", ASK, QUESTION], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    line = next(l for l in result.stderr.splitlines() if l.startswith("MODULES "))
+    line = next(row for row in result.stderr.splitlines() if row.startswith("MODULES "))
     return result.stdout, json.loads(line[len("MODULES "):]), result.stderr
 
 

@@ -9,15 +9,14 @@ import re
 
 import docx
 import pytest
-
 from docx.opc.constants import RELATIONSHIP_TYPE
 from docx.oxml.ns import qn
 from docx.shared import Mm
 
 from assistant.models.cross_encoder import resolve_model_dir
 from assistant.planning.render import HEADINGS, filename, render, safe_url
-from assistant.service import AssistantService
 from assistant.planning.session import PlanError, ReferenceEntry, build_plan
+from assistant.service import AssistantService
 from assistant.settings import Settings
 from tests.conftest import make_settings
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.utils.json import parse_partial_json
 
-from assistant.answering.extractive import Answer, ExtractiveAnswerer, ScoredSentence
 from assistant.answering.cite import (  # noqa: F401 (numbers_in re-exported)
     _CARRIES_DISAGREEMENT,
     Citation,
@@ -21,12 +20,13 @@ from assistant.answering.cite import (  # noqa: F401 (numbers_in re-exported)
     numbers_in,
     states_disagreement,
 )
+from assistant.answering.extractive import Answer, ExtractiveAnswerer, ScoredSentence
+from assistant.ingest.splitter import SECTION_SEPARATOR
 from assistant.models.llm import ModelError, explain, model_label, stream_text
 from assistant.models.prompts import load_prompt
 from assistant.retrieval.retriever import Passage, Retrieval
-from assistant.text import split_sentences
 from assistant.settings import Settings
-from assistant.ingest.splitter import SECTION_SEPARATOR
+from assistant.text import split_sentences
 
 MAX_SENTENCES = 4  # the written answer opens the evidence: 2-4 sentences; more is a small model rambling
 PROMPT_TOKEN_MARGIN = 64  # room for the chat template's own tokens

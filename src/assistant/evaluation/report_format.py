@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from assistant.evaluation.runner import ANSWER_METRICS, CONTEXT_BUDGET_CHARS, JUDGED_METRICS, MODEL_METRICS, READER_METRICS, RETRIEVAL_METRICS
+from assistant.evaluation.runner import (
+    ANSWER_METRICS,
+    CONTEXT_BUDGET_CHARS,
+    JUDGED_METRICS,
+    MODEL_METRICS,
+    READER_METRICS,
+    RETRIEVAL_METRICS,
+)
 
 #: Columns of the per-theme tables and the charts.
 THEME_COLUMNS = ("turns", "turns_passed", "hit@5", "mrr", "ndcg@5", "recall@5", "context_budget_hit", "keypoint_coverage",

@@ -10,8 +10,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from assistant.evaluation.report_format import (
-    CHART_METRICS, JUDGED_METRICS, LABELS, OVERALL_ROWS, SHORT, SUITE_COLUMNS, THEME_COLUMNS, commit_label, fmt, fmt_delta,
-    stamp_lines, status_lines,
+    CHART_METRICS,
+    JUDGED_METRICS,
+    LABELS,
+    OVERALL_ROWS,
+    SHORT,
+    SUITE_COLUMNS,
+    THEME_COLUMNS,
+    commit_label,
+    fmt,
+    fmt_delta,
+    stamp_lines,
+    status_lines,
 )
 from assistant.evaluation.runner import SUPPORT_COSINE, SUPPORT_LEXICAL
 from assistant.evaluation.verdict import PASS_RULE, headline, turn_failures

@@ -5,9 +5,20 @@ from __future__ import annotations
 import re
 
 from assistant.evaluation.report_format import (
-    JUDGED_METRICS, LABELS, OVERALL_ROWS, SHORT, SUITE_COLUMNS, THEME_COLUMNS, commit_label, fmt, fmt_delta, stamp_lines, status_lines,
+    JUDGED_METRICS,
+    LABELS,
+    OVERALL_ROWS,
+    SHORT,
+    SUITE_COLUMNS,
+    THEME_COLUMNS,
+    commit_label,
+    fmt,
+    fmt_delta,
+    stamp_lines,
+    status_lines,
 )
 from assistant.evaluation.verdict import headline, turn_failures
+
 
 def console_summary(document: dict) -> str:
     summary, lines = document["summary"], []

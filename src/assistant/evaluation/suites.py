@@ -143,7 +143,7 @@ class CaseSpec(TurnSpec):
         return value
 
     @model_validator(mode="after")
-    def _evidence_matches_answerable(self) -> "CaseSpec":
+    def _evidence_matches_answerable(self) -> CaseSpec:
         for n, turn in enumerate([self] + list(self.followups or [])):
             name = f"case {self.id!r}" + (f": follow-up {n}" if n else "")
             answerable = self.answerable if turn.answerable is None else turn.answerable

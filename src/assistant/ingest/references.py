@@ -49,7 +49,7 @@ class Reference:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Reference":
+    def from_dict(cls, d: dict) -> Reference:
         return cls(
             key=d["key"],
             authors=tuple(d.get("authors") or ()),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from assistant.service import Citation, content_words
 from assistant.planning.evidence import reference_url, study_label
 from assistant.planning.model import ReferenceEntry, SessionPlan
+from assistant.service import Citation, content_words
 
 OBJECTIVES_HEADING = "Learning objectives"
 AGENDA_HEADING = "Agenda"
