@@ -84,11 +84,14 @@ class FeedbackStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
-            return int(cursor.lastrowid)
+            if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT; None would mean nothing was stored
+                raise sqlite3.DatabaseError("the feedback entry was not stored")
+            return cursor.lastrowid
 
     def update(self, feedback_id: int, rating=None, comment: str | None = None) -> None:
         """Change the rating or the comment of a stored entry (a comment added after a thumb)."""
-        sets, values = [], []
+        sets: list[str] = []
+        values: list[int | str] = []
         if rating is not None:
             sets.append("rating = ?")
             values.append(_rating(rating))

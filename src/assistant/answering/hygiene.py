@@ -141,7 +141,7 @@ def answer_findings(claims: list[str], allow_references: bool = False) -> list[s
     """
     from assistant.text import split_sentences
 
-    findings = []
+    findings: list[str] = []
     for claim in claims:
         pieces = split_sentences(claim) or [claim]
         first, rest = pieces[0], pieces[1:]

@@ -60,7 +60,8 @@ def compare(current: dict, baseline: dict, baseline_path: str = "") -> dict:
     """
     before = {c["id"]: c for c in baseline.get("cases", [])}
     after = {c["id"]: c for c in current.get("cases", [])}
-    regressions, improvements = [], []
+    regressions: list[dict] = []
+    improvements: list[dict] = []
     for case_id, case in after.items():
         old = before.get(case_id)
         if old is None:
@@ -86,11 +87,11 @@ def compare(current: dict, baseline: dict, baseline_path: str = "") -> dict:
         if key in old_run and key in new_run and old_run[key] != new_run[key]:
             warnings.append(f"the baseline used a different {label} ({old_run[key]!r} then, {new_run[key]!r} now)")
     order = {m: i for i, m in enumerate(CASE_METRICS)}
-    key = lambda c: (c["theme"] or "", c["id"], order[c["metric"]])  # noqa: E731
+    sort_key = lambda c: (c["theme"] or "", c["id"], order[c["metric"]])  # noqa: E731
     return {
         "baseline": {"path": baseline_path, "run": old_run},
-        "regressions": sorted(regressions, key=key),
-        "improvements": sorted(improvements, key=key),
+        "regressions": sorted(regressions, key=sort_key),
+        "improvements": sorted(improvements, key=sort_key),
         "added": sorted(set(after) - set(before)),
         "removed": sorted(set(before) - set(after)),
         "summary": summary,

@@ -94,13 +94,16 @@ class ChatModelJudge:
         retrieved = {p["chunk_id"]: p["text"] for p in response.get("retrieved", [])}
         chunk_of = {c["n"]: c.get("chunk_id") for c in response.get("citations", [])}
         top = [p["text"] for p in response.get("retrieved", [])[:PASSAGES_FOR_RELEVANCE]]
-        sentences = []
+        sentences: list[dict] = []
+        verdicts: list[bool] = []
         for sentence, numbers in cited_sentences(response.get("answer", "")):
             cited = [retrieved[chunk_of[n]] for n in numbers if chunk_of.get(n) in retrieved]
             passages = cited or top  # an uncited sentence must be grounded somewhere in what was retrieved
             reply = self._ask(GROUNDEDNESS_PROMPT, f"PASSAGES:\n{_join(passages)}\n\nSTATEMENT:\n{sentence}")
-            sentences.append({"sentence": sentence, "reply": reply.strip()[:200], "grounded": parse_yes_no(reply)})
-        verdicts = [s["grounded"] for s in sentences if s["grounded"] is not None]
+            grounded = parse_yes_no(reply)
+            sentences.append({"sentence": sentence, "reply": reply.strip()[:200], "grounded": grounded})
+            if grounded is not None:
+                verdicts.append(grounded)
         groundedness = sum(verdicts) / len(verdicts) if verdicts else None
         reply = self._ask(
             RELEVANCE_PROMPT,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from assistant.themes import CASE_THEMES
 
@@ -55,11 +55,11 @@ def load_suite(path: Path) -> list[dict]:
         raise SuiteError(f"{path}: cannot read the suite ({exc})") from exc
     if path.suffix == ".jsonl":
         cases, lines = [], []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
+        for number, raw in enumerate(text.splitlines(), start=1):
+            if not raw.strip():
                 continue
             try:
-                cases.append(json.loads(line))
+                cases.append(json.loads(raw))
             except json.JSONDecodeError as exc:
                 raise SuiteError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
             lines.append(number)
@@ -171,7 +171,7 @@ _RULES = {
 }
 
 
-def _problem(case: dict, errors: list[dict]) -> str:
+def _problem(case: dict, errors: list[ErrorDetails]) -> str:
     """One clear sentence for the first problem pydantic found: missing fields first, then unknown ones."""
     case_name = f"case {case.get('id', '?')!r}"
 
@@ -233,7 +233,8 @@ def turns_of(case: dict, suite: str = "") -> list[Turn]:
 
 def load_suites(paths: list[Path]) -> list[dict]:
     """Every case of every suite, each tagged with its suite name; ids must be unique across them."""
-    cases, seen = [], {}
+    cases: list[dict] = []
+    seen: dict[str, Path] = {}
     for path in paths:
         for case in load_suite(path):
             if case["id"] in seen:

@@ -214,12 +214,13 @@ def _parse_authors(authors_text: str) -> tuple[str, ...]:
     if not text:
         return ()
     if ";" in text:  # Chicago: "Marshall, Claire; Zambeaux, Angela; and Lee, Helen"
-        surnames = (_clean_name(part.split(",")[0]) for part in text.split(";"))
-        return tuple(surname for surname in surnames if surname)
+        chicago = (_clean_name(part.split(",")[0]) for part in text.split(";"))
+        return tuple(surname for surname in chicago if surname)
     parts = [_clean_name(part) for part in re.split(r",\s*|\s+(?:and|&)\s+", text)]
     parts = [part for part in parts if part]
-    if all(_VANCOUVER_AUTHOR.match(part) for part in parts):  # "Boyd H, McKernon S, Old A"
-        return tuple(_VANCOUVER_AUTHOR.match(part).group(1) for part in parts)
+    vancouver = [_VANCOUVER_AUTHOR.match(part) for part in parts]
+    if all(vancouver):  # "Boyd H, McKernon S, Old A"
+        return tuple(match.group(1) for match in vancouver if match)
     has_initials = any(_INITIALS.match(part) for part in parts)
     is_one_name = len(parts) == 1
     joined_by_and = "," not in text and not all(len(part.split()) >= 2 for part in parts)
@@ -231,7 +232,7 @@ def _parse_authors(authors_text: str) -> tuple[str, ...]:
         # Natural order, "Sara Donetto, Paola Pierri & Glenn Robert": the surname comes last.
         return tuple(part.split()[-1] for part in parts)
     # Harvard/APA: "Surname, I. I., Surname, I. and Surname, I."
-    surnames = []
+    surnames: list[str] = []
     for index, part in enumerate(parts):
         if _INITIALS.match(part):
             continue
