@@ -93,7 +93,7 @@ _MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 
 def linked_sources(text: str) -> list[Reference]:
     """Markdown links used as sources ("([Publisher](https://...))"), as references."""
-    found = {}
+    found: dict[str, Reference] = {}
     for label, url in _MARKDOWN_LINK.findall(text):
         found.setdefault(url, Reference(key=url, authors=(), year=None, title=label, venue="", url=url, doi=None, text=label))
     return list(found.values())
@@ -231,7 +231,7 @@ class SupportScorer:
         verbatim = bool(_plain(sentence)) and _plain(sentence) in _plain(passage)
         lexical = 1.0 if verbatim else lexical_support(sentence, passage)
         cosine = self.cosine(sentence, chunk_id, passage) if lexical >= SUPPORT_LEXICAL else None
-        result = {
+        result: dict[str, object] = {
             "lexical": round(lexical, 3),
             "cosine": None if cosine is None else round(cosine, 3),
             "supported": lexical >= SUPPORT_LEXICAL and cosine is not None and cosine >= SUPPORT_COSINE,

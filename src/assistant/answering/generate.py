@@ -89,7 +89,8 @@ def _sentences(value) -> list[ModelSentence]:
     sentences = []
     for item in (value.get("sentences") if isinstance(value, dict) else None) or []:
         if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
-            numbers = item.get("sources") if isinstance(item.get("sources"), list) else []
+            sources = item.get("sources")
+            numbers = sources if isinstance(sources, list) else []
             sentences.append(ModelSentence(item["text"].strip(), [int(n) for n in numbers if isinstance(n, (int, float)) or str(n).isdigit()]))
     return sentences
 

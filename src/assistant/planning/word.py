@@ -40,7 +40,7 @@ class _Writer:
                 run.font.size = self._pt(size)
         return paragraph
 
-    def link(self, paragraph, label: str, url: str, size: float | None = None) -> None:
+    def link(self, paragraph, label: str, url: str | None, size: float | None = None) -> None:
         """A clickable hyperlink (an external relationship), or plain text when the URL is not a web link."""
         from docx.opc.constants import RELATIONSHIP_TYPE
 
