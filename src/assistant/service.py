@@ -32,7 +32,7 @@ class UploadError(ValueError):
 class AssistantService:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or get_settings()
-        self.store = IndexStore(self.settings.index_dir)
+        self.store = IndexStore(self.settings.index_dir, chroma_url=self.settings.chroma_url or None)
         self._index: LoadedIndex | None = None
         self._lock = threading.RLock()
         self._cross_encoder_loading: threading.Thread | None = None
@@ -58,13 +58,11 @@ class AssistantService:
     @property
     def index(self) -> LoadedIndex:
         with self._lock:
-            current = self.store.current_generation()
-            if current is None:
+            stamp = self.store.current_stamp()  # polled before every question: another process's ingest shows at once
+            if stamp is None:
                 raise IndexMissing(no_index_message(self.settings.index_dir))
-            if self._index is None or self._index.generation.resolve() != current.resolve():
-                if self._index is not None:
-                    self._index.close()
-                self._index = open_current(self.store, self.embedder)
+            if self._index is None or self._index.stamp != stamp:
+                self._index = open_current(self.store, self.embedder, stamp)
             return self._index
 
     def default_paths(self) -> list[Path]:
