@@ -642,7 +642,8 @@ class LoadedIndex:
         if allowed is not None:
             scores = np.where(allowed, scores, -np.inf)
         order = top_k_stable(scores, min(k, len(self.chunks)))
-        return [(self.chunks[i].chunk_id, float(scores[i])) for i in order if np.isfinite(scores[i])]
+        # Each reported cosine is one vector's dot product, as before (a matrix product rounds the last bit differently).
+        return [(self.chunks[i].chunk_id, float(self.passage_vectors[i] @ query_vector)) for i in order if np.isfinite(scores[i])]
 
     def passage_vector(self, chunk_id: str) -> np.ndarray | None:
         row = self.position.get(chunk_id)
