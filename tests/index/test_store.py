@@ -187,3 +187,20 @@ def test_a_reader_in_another_process_sees_an_update_at_its_next_question(tmp_pat
         reader.stdin.close()
         reader.wait(timeout=60)
     assert reader.returncode == 0
+
+
+def test_the_persisted_sentence_tables_equal_the_ones_the_retriever_computes(tmp_path):
+    from assistant.retrieval import retriever
+
+    corpus = _corpus(tmp_path / "corpus")
+    (corpus / "q.md").write_text("## Questions\n\nWho pays for travel? Patients should never be out of pocket.\n", encoding="utf-8")
+    service = AssistantService(make_settings(tmp_path / "data", corpus_dir=corpus))
+    service.ingest()
+    index = service.index
+    loaded = index.loaded_sentence_tables
+    assert loaded is not None
+    index.loaded_sentence_tables = None
+    computed = retriever.sentence_tables(index)
+    assert np.array_equal(loaded.positions, computed.positions) and np.array_equal(loaded.weights, computed.weights)
+    assert loaded.stems == computed.stems and loaded.idf == computed.idf and loaded.unseen_idf == computed.unseen_idf
+    assert loaded.vocabulary == computed.vocabulary and np.isclose(loaded.weights, 0.8).any()

@@ -59,9 +59,9 @@ def tokenize_for_bm25(texts: list[str], stemmer) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords=_BM25_STOPWORDS, stemmer=stemmer, return_ids=False, show_progress=False)
 
 
-def write_json_atomic(path: Path, data) -> None:
+def write_json_atomic(path: Path, data, indent: int | None = 1) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=indent), encoding="utf-8")
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -123,6 +123,19 @@ class DocumentCache:
             references=data.get("references", []),
         )
 
+    def derived(self, key: str, record: DocumentRecord) -> dict:
+        """What the reader tables need from one document besides its vectors (BM25 tokens, sentence stems, word
+        counts), computed once per content key, so an update re-derives only the documents it changed."""
+        path = self.directory / f"{key}.derived.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            pass
+        data = derive(record)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, data, indent=None)
+        return data
+
     def prune(self, keep: set[str]) -> None:
         """Drop records no document uses any more, and temporary files of interrupted writes."""
         if not self.directory.exists():
@@ -130,6 +143,51 @@ class DocumentCache:
         for path in self.directory.iterdir():
             if path.name.split(".")[0] not in keep:  # temporary files start with "." and never match
                 path.unlink(missing_ok=True)
+
+
+def derive(record: DocumentRecord) -> dict:
+    import re
+
+    import bm25s
+
+    from assistant.retrieval.retriever import stems
+
+    texts = [c.embedding_text() for c in record.chunks]
+    tokens = bm25s.tokenize(texts, stopwords=_BM25_STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False) if texts else []
+    vocabulary: dict[str, int] = {}
+    for text in texts:
+        for word in re.findall(r"[a-z]+", text.lower()):
+            vocabulary[word] = vocabulary.get(word, 0) + 1
+    return {"bm25": [list(t) for t in tokens], "stems": [sorted(stems(text)) for _, text in record.sentences], "vocabulary": vocabulary}
+
+
+
+def _write_sentence_tables(folder: Path, records: list[DocumentRecord], derived: list[dict]) -> None:
+    """The retriever's sentence tables (stems, IDF, question weights, word counts), persisted with the rest."""
+    import math
+
+    from assistant.retrieval.retriever import QUESTION_SENTENCE_WEIGHT, is_question
+
+    position = {c.chunk_id: i for i, c in enumerate(c for r in records for c in r.chunks)}
+    sentences = [s for r in records for s in r.sentences]
+    rows = [words for d in derived for words in d["stems"]]
+    frequency: dict[str, int] = {}
+    for words in rows:
+        for word in words:
+            frequency[word] = frequency.get(word, 0) + 1
+    vocabulary: dict[str, int] = {}
+    for d in derived:
+        for word, count in d["vocabulary"].items():
+            vocabulary[word] = vocabulary.get(word, 0) + count
+    np.save(folder / "sentence_positions.npy", np.array([position.get(cid, -1) for cid, _ in sentences], dtype=np.int64))
+    np.save(folder / "sentence_weights.npy", np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in sentences], dtype=np.float32))
+    total = len(rows)
+    write_json_atomic(folder / "sentence_tables.json", {
+        "stems": rows,
+        "idf": {word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
+        "unseen_idf": math.log(1 + total),
+        "vocabulary": vocabulary,
+    }, indent=None)
 
 
 def new_stamp() -> str:
@@ -280,7 +338,6 @@ class IndexStore:
         import bm25s
 
         records = [record for _, record in keyed]
-
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         final = self.tables_dir / stamp
         if (final / "manifest.json").exists():
@@ -288,19 +345,19 @@ class IndexStore:
         building = self.tables_dir / f".building-{uuid.uuid4().hex}"
         building.mkdir()
         chunks = [c for r in records for c in r.chunks]
+        derived = [self.cache.derived(key, record) for key, record in keyed]
         vectors = [r.chunk_vectors for r in records if len(r.chunk_vectors)]
         np.save(building / "passage_vectors.npy", np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, 1), np.float32))
         if chunks:
             retriever = bm25s.BM25()
-            tokens = bm25s.tokenize([c.embedding_text() for c in chunks], stopwords=_BM25_STOPWORDS, stemmer=_stemmer(), show_progress=False)
-            retriever.index(tokens, show_progress=False)
+            # Token lists cached per document: the same index (and scores) as tokenizing every passage again.
+            retriever.index([tokens for d in derived for tokens in d["bm25"]], show_progress=False)
             retriever.save(str(building / "bm25"), show_progress=False)
-        with open(building / "chunks.jsonl", "w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+        write_json_atomic(building / "chunks.json", [vars(chunk) for chunk in chunks], indent=None)  # one array: parsed in one call
         sentence_vectors = [r.sentence_vectors for r in records if len(r.sentence_vectors)]
         np.save(building / "sentence_vectors.npy", np.vstack(sentence_vectors) if sentence_vectors else np.zeros((0, 1), np.float32))
-        write_json_atomic(building / "sentences.json", [s for r in records for s in r.sentences])
+        write_json_atomic(building / "sentences.json", [s for r in records for s in r.sentences], indent=None)
+        _write_sentence_tables(building, records, derived)
         references = {ref["key"] + "@" + r.manifest_entry["source"]: ref for r in records for ref in r.references}
         write_json_atomic(building / "references.json", references)
         manifest = {k: v for k, v in meta.items() if k != "documents"}
@@ -608,10 +665,7 @@ class LoadedIndex:
         self.stamp = self.generation.name
         self._embedder = embedder
         self.manifest = tolerant_manifest(json.loads((tables / "manifest.json").read_text(encoding="utf-8")))
-        self.chunks: list[Chunk] = []
-        with open(tables / "chunks.jsonl", encoding="utf-8") as handle:
-            for line in handle:
-                self.chunks.append(Chunk.from_dict(json.loads(line)))
+        self.chunks: list[Chunk] = [Chunk(**data) for data in json.loads((tables / "chunks.json").read_text(encoding="utf-8"))]
         self.position = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self.passage_vectors = np.load(tables / "passage_vectors.npy")
         self._stemmer = _stemmer()
@@ -626,6 +680,19 @@ class LoadedIndex:
         for row, (chunk_id, _) in enumerate(self.sentences):
             self.sentences_by_chunk.setdefault(chunk_id, []).append(row)
         self.references: dict[str, dict] = json.loads((tables / "references.json").read_text(encoding="utf-8"))
+        self.loaded_sentence_tables = None  # the retriever's SentenceTables, persisted by the writer
+        if (tables / "sentence_tables.json").exists():
+            from assistant.retrieval.retriever import SentenceTables
+
+            data = json.loads((tables / "sentence_tables.json").read_text(encoding="utf-8"))
+            self.loaded_sentence_tables = SentenceTables(
+                positions=np.load(tables / "sentence_positions.npy"),
+                weights=np.load(tables / "sentence_weights.npy"),
+                stems=[set(words) for words in data["stems"]],
+                idf=data["idf"],
+                unseen_idf=data["unseen_idf"],
+                vocabulary=data["vocabulary"],
+            )
 
     def dense_search(self, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the k nearest passages, best first: exact, over the committed passages only.

@@ -288,6 +288,9 @@ def chunk_vectors(index: LoadedIndex, chunk_ids: list[str]) -> dict[str, np.ndar
 
 
 def sentence_tables(index: LoadedIndex) -> SentenceTables:
+    loaded = getattr(index, "loaded_sentence_tables", None)
+    if loaded is not None:  # persisted with the index by the writer: nothing to compute on the first question
+        return loaded
     cached = _TABLES.get(id(index))
     if cached is not None and cached[0] is index.sentences:
         return cached[1]
