@@ -70,7 +70,7 @@ class AssistantService:
         return [self.settings.corpus_dir, self.settings.uploads_dir]
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress=None, remove: tuple[str, ...] = ()) -> IngestReport:
-        return ingest(
+        report = ingest(
             [Path(p) for p in (self.default_paths() if paths is None else paths)],
             self.store,
             self.embedder,
@@ -79,6 +79,14 @@ class AssistantService:
             remove_sources=remove,
             progress=progress,
         )
+        if self._index is not None:
+            # A service that answers questions (the UI) loads the new index now, so the first question after
+            # an upload does not wait for it; a one-off `assistant ingest` never loaded one and skips this.
+            try:
+                self.index
+            except IndexMissing:
+                pass
+        return report
 
     def remove_document(self, source: str) -> IngestReport:
         """Take a document out of the index; an uploaded copy is deleted too."""
