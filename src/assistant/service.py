@@ -62,7 +62,7 @@ class AssistantService:
             if stamp is None:
                 raise IndexMissing(no_index_message(self.settings.index_dir))
             if self._index is None or self._index.stamp != stamp:
-                self._index = open_current(self.store, self.embedder, stamp)
+                self._index = open_current(self.store, self.embedder, stamp, previous=self._index)
             return self._index
 
     def default_paths(self) -> list[Path]:

@@ -204,3 +204,36 @@ def test_the_persisted_sentence_tables_equal_the_ones_the_retriever_computes(tmp
     assert np.array_equal(loaded.positions, computed.positions) and np.array_equal(loaded.weights, computed.weights)
     assert loaded.stems == computed.stems and loaded.idf == computed.idf and loaded.unseen_idf == computed.unseen_idf
     assert loaded.vocabulary == computed.vocabulary and np.isclose(loaded.weights, 0.8).any()
+
+
+def test_an_index_updated_in_memory_equals_the_full_load_of_the_new_tables(tmp_path):
+    from assistant.index.store import LoadedIndex
+
+    corpus = _corpus(tmp_path / "corpus")
+    (corpus / "refs.md").write_text(
+        "## Evidence\n\nCo-design improves care (Smith 2020).\n\n## References\n\nSmith, J. (2020) Co-design in practice. London: Kings Fund.\n",
+        encoding="utf-8",
+    )
+    (corpus / "gone.md").write_text("## Gone\n\nThis note about parking permits will be deleted.\n", encoding="utf-8")
+    service = AssistantService(make_settings(tmp_path / "data", corpus_dir=corpus))
+    service.ingest()
+    before = open_current(service.store, service.embedder)
+    _corpus(corpus, 1)  # rules.md changes
+    (corpus / "gone.md").unlink()
+    (corpus / "new.md").write_text("## Tea\n\nWho brings the biscuits? Offer tea at every meeting.\n", encoding="utf-8")
+    service.ingest()
+    tables = service.store.tables_for(service.store.current_stamp())
+    full = LoadedIndex(tables)
+    updated = LoadedIndex.updated(before, tables, service.store.cache)
+    assert updated is not None
+    assert [c.to_dict() for c in updated.chunks] == [c.to_dict() for c in full.chunks] and updated.position == full.position
+    assert np.array_equal(updated.passage_vectors, full.passage_vectors) and np.array_equal(updated.sentence_vectors, full.sentence_vectors)
+    assert updated.sentences == full.sentences and updated.sentences_by_chunk == full.sentences_by_chunk
+    assert full.references and updated.references == full.references and updated.manifest == full.manifest and updated.keys == full.keys
+    a, b = updated.loaded_sentence_tables, full.loaded_sentence_tables
+    assert np.array_equal(a.positions, b.positions) and np.array_equal(a.weights, b.weights) and a.stems == b.stems
+    assert a.idf == b.idf and a.unseen_idf == b.unseen_idf and a.vocabulary == b.vocabulary and updated.frequency == full.frequency
+    vector = service.embedder.embed_query("tea and biscuits")
+    assert updated.dense_search(vector, 5) == full.dense_search(vector, 5)
+    assert updated.keyword_search("tea biscuits", 5, None) == full.keyword_search("tea biscuits", 5, None)
+    assert service.index.stamp == full.stamp and "gone.md" not in {c.source for c in service.index.chunks}

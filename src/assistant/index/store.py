@@ -187,6 +187,7 @@ def _write_sentence_tables(folder: Path, records: list[DocumentRecord], derived:
         "idf": {word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
         "unseen_idf": math.log(1 + total),
         "vocabulary": vocabulary,
+        "frequency": frequency,  # lets a reader update its loaded tables for the next stamp without reloading them
     }, indent=None)
 
 
@@ -680,7 +681,9 @@ class LoadedIndex:
         for row, (chunk_id, _) in enumerate(self.sentences):
             self.sentences_by_chunk.setdefault(chunk_id, []).append(row)
         self.references: dict[str, dict] = json.loads((tables / "references.json").read_text(encoding="utf-8"))
+        self.keys: dict[str, str] = dict(json.loads((tables / "manifest.json").read_text(encoding="utf-8")).get("keys") or {})
         self.loaded_sentence_tables = None  # the retriever's SentenceTables, persisted by the writer
+        self.frequency: dict[str, int] | None = None
         if (tables / "sentence_tables.json").exists():
             from assistant.retrieval.retriever import SentenceTables
 
@@ -693,6 +696,117 @@ class LoadedIndex:
                 unseen_idf=data["unseen_idf"],
                 vocabulary=data["vocabulary"],
             )
+            self.frequency = data.get("frequency")
+
+    @classmethod
+    def updated(cls, previous: "LoadedIndex", tables: Path, cache: DocumentCache) -> "LoadedIndex | None":
+        """The tables of a newer stamp, built from an index already loaded plus the documents that changed.
+
+        Only the changed documents are read (from this folder's cache) and BM25 is loaded; the rest is
+        reused from memory, so the first question after an update costs about the update's size, not
+        the library's. The result equals a full load of `tables`; None when that cannot be done
+        (an older table set, or a changed document missing from the cache): the caller loads in full.
+        """
+        import math
+        import re
+
+        from assistant.retrieval.retriever import QUESTION_SENTENCE_WEIGHT, SentenceTables, is_question
+
+        raw = json.loads((tables / "manifest.json").read_text(encoding="utf-8"))
+        new_keys = raw.get("keys")
+        old_tables = previous.loaded_sentence_tables
+        if not new_keys or not previous.keys or old_tables is None or previous.frequency is None:
+            return None
+        if not (tables / "sentence_tables.json").exists():
+            return None
+        ranges = _ranges(previous)
+        changed = {s: k for s, k in new_keys.items() if previous.keys.get(s) != k}
+        if any(not cache.has(k) for k in changed.values()):
+            return None
+        records = {s: cache.get(k) for s, k in changed.items()}
+        frequency = dict(previous.frequency)
+        vocabulary = dict(old_tables.vocabulary)
+        references = dict(previous.references)
+        owner = {k: k[len(str(ref.get("key", ""))) + 1 :] for k, ref in references.items()}  # keys are "<ref key>@<source>"
+        for source in previous.keys:
+            if new_keys.get(source) == previous.keys[source]:
+                continue
+            cs, ce, ss, se = ranges.get(source, (0, 0, 0, 0))
+            for words in old_tables.stems[ss:se]:
+                for word in words:
+                    frequency[word] -= 1
+            for chunk in previous.chunks[cs:ce]:
+                for word in re.findall(r"[a-z]+", chunk.embedding_text().lower()):
+                    vocabulary[word] -= 1
+            for ref_key in [k for k, o in owner.items() if o == source]:
+                del references[ref_key]
+        chunks, pvecs, sentences, svecs, stems, weights, positions = [], [], [], [], [], [], []
+        for source in sorted(new_keys):
+            if source in records:
+                record = records[source]
+                derived = cache.derived(changed[source], record)
+                chunks.extend(record.chunks)
+                pvecs.append(record.chunk_vectors)
+                sentences.extend(record.sentences)
+                svecs.append(record.sentence_vectors)
+                stems.extend(set(words) for words in derived["stems"])
+                weights.append(np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in record.sentences], dtype=np.float32))
+                row_of = {c.chunk_id: n for n, c in enumerate(record.chunks)}
+                positions.append(np.array([len(chunks) - len(record.chunks) + row_of[cid] for cid, _ in record.sentences], dtype=np.int64))
+                for words in derived["stems"]:
+                    for word in words:
+                        frequency[word] = frequency.get(word, 0) + 1
+                for word, count in derived["vocabulary"].items():
+                    vocabulary[word] = vocabulary.get(word, 0) + count
+                references.update({ref["key"] + "@" + source: ref for ref in record.references})
+            else:
+                cs, ce, ss, se = ranges[source]
+                positions.append(old_tables.positions[ss:se] - cs + len(chunks))  # the same passages, moved as a block
+                chunks.extend(previous.chunks[cs:ce])
+                pvecs.append(previous.passage_vectors[cs:ce])
+                sentences.extend(previous.sentences[ss:se])
+                svecs.append(previous.sentence_vectors[ss:se])
+                stems.extend(old_tables.stems[ss:se])
+                weights.append(old_tables.weights[ss:se])
+        for counts in (frequency, vocabulary):
+            for word in [w for w, c in counts.items() if c <= 0]:
+                del counts[word]
+
+        index = cls.__new__(cls)
+        index.generation = Path(tables)
+        index.stamp = index.generation.name
+        index._embedder = previous._embedder
+        index.manifest = tolerant_manifest(raw)
+        index.keys = dict(new_keys)
+        index.chunks = chunks
+        index.position = {c.chunk_id: i for i, c in enumerate(chunks)}
+        dims = previous.passage_vectors.shape[1] if previous.passage_vectors.ndim == 2 else 1
+        pvecs = [v for v in pvecs if len(v)]
+        svecs = [v for v in svecs if len(v)]
+        index.passage_vectors = np.vstack(pvecs).astype(np.float32) if pvecs else np.zeros((0, dims), np.float32)
+        index.sentence_vectors = np.vstack(svecs) if svecs else np.zeros((0, dims), np.float32)
+        index._stemmer = previous._stemmer
+        index.bm25 = None
+        if chunks:
+            import bm25s
+
+            index.bm25 = bm25s.BM25.load(str(tables / "bm25"), load_vocab=True, show_progress=False)
+        index.sentences = sentences
+        index.sentences_by_chunk = {}
+        for row, (chunk_id, _) in enumerate(sentences):
+            index.sentences_by_chunk.setdefault(chunk_id, []).append(row)
+        index.references = references
+        total = len(stems)
+        index.frequency = frequency
+        index.loaded_sentence_tables = SentenceTables(
+            positions=np.concatenate(positions) if positions else np.zeros(0, np.int64),
+            weights=np.concatenate(weights) if weights else np.zeros(0, np.float32),
+            stems=stems,
+            idf={word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
+            unseen_idf=math.log(1 + total),
+            vocabulary=vocabulary,
+        )
+        return index
 
     def dense_search(self, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the k nearest passages, best first: exact, over the committed passages only.
@@ -740,14 +854,39 @@ class LoadedIndex:
     release = close
 
 
-def open_current(store: IndexStore, embedder: Embedder | None, stamp: str | None = None) -> LoadedIndex:
-    """The tables of the committed stamp, loaded; if a writer prunes them while we load, read the stamp again."""
+def _ranges(index: LoadedIndex) -> dict[str, tuple[int, int, int, int]]:
+    """Per source, its rows: (first passage, end, first sentence, end); a source's rows are contiguous."""
+    ranges: dict[str, list[int]] = {}
+    for row, chunk in enumerate(index.chunks):
+        span = ranges.setdefault(chunk.source, [row, row + 1, 0, 0])
+        span[1] = row + 1
+    sentence_source = [index.chunks[index.position[cid]].source if cid in index.position else None for cid, _ in index.sentences]
+    seen: set[str] = set()
+    for row, source in enumerate(sentence_source):
+        if source is None:
+            continue
+        span = ranges[source]
+        if source not in seen:
+            seen.add(source)
+            span[2] = row
+        span[3] = row + 1
+    return {source: tuple(span) for source, span in ranges.items()}
+
+
+def open_current(store: IndexStore, embedder: Embedder | None, stamp: str | None = None, previous: LoadedIndex | None = None) -> LoadedIndex:
+    """The tables of the committed stamp, loaded (updated from `previous` when given and possible); if a writer
+    prunes them while we load, read the stamp again."""
     for attempt in range(3):
         stamp = stamp if attempt == 0 and stamp else store.current_stamp()
         if stamp is None:
             raise IndexMissing(no_index_message(store.index_dir))
         try:
-            return LoadedIndex(store.tables_for(stamp), embedder)
+            tables = store.tables_for(stamp)
+            if previous is not None:
+                index = LoadedIndex.updated(previous, tables, store.cache)
+                if index is not None:
+                    return index
+            return LoadedIndex(tables, embedder)
         except FileNotFoundError:
             continue
     raise IndexMissing("the index changed three times while it was being opened; please try again")
