@@ -128,3 +128,20 @@ def test_embed_chunks_refuses_mismatched_lists(embedder):
         embedder.embed_chunks(PASSAGES[:2], SENTENCES[:1])
     passages, sentences = embedder.embed_chunks([], [])
     assert passages.shape == sentences.shape == (0, 384)
+
+
+def test_an_onnx_failure_mid_run_falls_back_to_torch(export_dir, reference, caplog):
+    path, name = _model()
+    embedder = Embedder(path, name, export_dir)
+    encoder = embedder.document_encoder
+
+    class Broken:  # an onnxruntime session that fails at run time, as a corrupted install or OOM would
+        def run(self, *args, **kwargs):
+            raise RuntimeError("onnxruntime: bad allocation")
+
+    encoder._session = Broken()
+    vectors = embedder.embed_documents(PASSAGES)
+    assert np.abs(vectors - reference(PASSAGES)).max() < 1e-5
+    assert type(embedder.document_encoder).__name__ == "_TorchDocumentEncoder"
+    assert "embedded with torch from now on" in caplog.text
+    assert embedder.embed_query("a question").shape == (384,)  # the query encoder's own session is untouched

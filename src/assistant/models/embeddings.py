@@ -221,6 +221,18 @@ class Embedder:
         """
         if len(passages) != len(sentences):
             raise ValueError(f"{len(passages)} passages but {len(sentences)} lists of sentences")
+        encoder = self.document_encoder
+        try:
+            return self._embed_chunks(encoder, passages, sentences)
+        except Exception as exc:
+            if not isinstance(encoder, _OnnxDocumentEncoder):
+                raise
+            # An onnxruntime failure mid-run: index with torch rather than fail the document.
+            log.warning("the ONNX export failed on passages (%s); they are embedded with torch from now on", exc)
+            self._document_encoder = _TorchDocumentEncoder(self.model._client)
+            return self._embed_chunks(self._document_encoder, passages, sentences)
+
+    def _embed_chunks(self, encoder, passages: list[str], sentences: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
         offsets = np.cumsum([0] + [len(group) for group in sentences])
         if not passages:
             return np.zeros((0, self.dimension), np.float32), np.zeros((0, self.dimension), np.float32)
@@ -228,7 +240,7 @@ class Embedder:
         passage_vectors: np.ndarray | None = None
         sentence_vectors: np.ndarray | None = None
         alone: list[int] = []
-        for i, tokens, spans in self.document_encoder.token_vectors(texts):
+        for i, tokens, spans in encoder.token_vectors(texts):
             if passage_vectors is None:
                 passage_vectors = np.zeros((len(texts), tokens.shape[1]), np.float32)
                 sentence_vectors = np.zeros((int(offsets[-1]), tokens.shape[1]), np.float32)
@@ -246,7 +258,7 @@ class Embedder:
         if alone:
             flat = [s for group in sentences for s in group]
             texts_alone = [flat[k].replace("\n", " ") for k in alone]
-            for i, tokens, _ in self.document_encoder.token_vectors(texts_alone):
+            for i, tokens, _ in encoder.token_vectors(texts_alone):
                 sentence_vectors[alone[i]] = tokens.mean(axis=0)
         return _normalise(passage_vectors), _normalise(sentence_vectors)
 
