@@ -96,7 +96,7 @@ class AssistantService:
         self.settings = settings or get_settings()
         # Tests pass a fake (tests/fakes.py); otherwise the settings choose the packaged model.
         self._embedder = embedder
-        self.store = IndexStore(self.settings.index_dir)
+        self.store = IndexStore(self.settings.index_dir, chroma_url=self.settings.chroma_url or None)
         self._index: LoadedIndex | None = None
         self._lock = threading.RLock()
         self._cross_encoder_loading: threading.Thread | None = None
@@ -124,13 +124,11 @@ class AssistantService:
     @property
     def index(self) -> LoadedIndex:
         with self._lock:
-            current = self.store.current_generation()
-            if current is None:
+            stamp = self.store.current_stamp()  # polled before every question: another process's ingest shows at once
+            if stamp is None:
                 raise IndexMissing(no_index_message(self.settings.index_dir))
-            if self._index is None or self._index.generation.resolve() != current.resolve():
-                if self._index is not None:
-                    self._index.close()
-                self._index = open_current(self.store, self.embedder)
+            if self._index is None or self._index.stamp != stamp:
+                self._index = open_current(self.store, self.embedder, stamp, previous=self._index)
             return self._index
 
     def default_paths(self) -> list[Path]:
@@ -138,7 +136,7 @@ class AssistantService:
         return [self.settings.corpus_dir, self.settings.uploads_dir]
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, progress=None, remove: tuple[str, ...] = ()) -> IngestReport:
-        return ingest(
+        report = ingest(
             [Path(p) for p in (self.default_paths() if paths is None else paths)],
             self.store,
             self.embedder,
@@ -147,6 +145,14 @@ class AssistantService:
             remove_sources=remove,
             progress=progress,
         )
+        if self._index is not None:
+            # A service that answers questions (the UI) loads the new index now, so the first question after
+            # an upload does not wait for it; a one-off `assistant ingest` never loaded one and skips this.
+            try:
+                self.index
+            except IndexMissing:
+                pass
+        return report
 
     def remove_document(self, source: str) -> IngestReport:
         """Take a document out of the index; an uploaded copy is deleted too."""

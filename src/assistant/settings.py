@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Index, uploads and feedback live here.")
     corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Documents indexed by default.")
     embedding_model: str = Field("", description="A sentence-transformers model path; empty = packaged MiniLM.")
+    # Empty: an embedded Chroma under data_dir/index/chroma (`make run` needs no server). A URL: a `chroma run`
+    # server, which several services may share (give them one data_dir too: uploads and the ingest lock live there).
+    chroma_url: str = Field("", description="Chroma server, e.g. http://127.0.0.1:8000; empty = embedded Chroma under data_dir.")
     chunk_size: int = Field(1000, ge=200, le=4000, description="Target characters per chunk.")
     chunk_overlap: int = Field(150, ge=0, le=1000)
     candidates: int = Field(30, ge=5, le=200, description="Passages each retriever contributes to fusion.")

@@ -187,13 +187,10 @@ def test_an_index_with_odd_metadata_from_before_still_reads(tmp_path):
     service = AssistantService(settings)
     service.save_upload("old-upload.md", f"## Old\n\n{GOOD_TEXT}\n".encode())
     service.ingest()
-    manifest_path = service.store.current_generation() / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    manifest["documents"]["uploads/old-upload.md"]["metadata"] = {
-        "sources": 5, "source_url": 5, "themes": 5, "licence": ["x"], "evidence": "primary", "title": "kept",
-    }
-    manifest["documents"]["uploads/old-upload.md"]["themes"] = 5
-    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    entry = dict(service.store.current_manifest()["documents"]["uploads/old-upload.md"])
+    entry["metadata"] = {"sources": 5, "source_url": 5, "themes": 5, "licence": ["x"], "evidence": "primary", "title": "kept"}
+    entry["themes"] = 5
+    service.store.replace_entry("uploads/old-upload.md", entry)  # committed as stored, unchecked
 
     fresh = AssistantService(settings)
     listed = {d["source"]: d for d in fresh.sources()}

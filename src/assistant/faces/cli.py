@@ -32,6 +32,9 @@ def cmd_ingest(args) -> int:
     service = _service()
     try:
         report = service.ingest([Path(p) for p in args.paths] or None, rebuild=args.rebuild)
+    except IndexMissing as exc:  # the Chroma server is down: nothing was committed, the previous index stands
+        print(f"Error: {exc}.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "\nInterrupted. The previous index is unchanged and still in use; run `assistant ingest` again to finish "

@@ -1,4 +1,4 @@
-"""Incremental ingestion: finds files, skips unchanged ones by hash, and swaps in a complete new index."""
+"""Incremental ingestion: finds files, skips unchanged ones by hash, and writes only new or changed documents into the index."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import numpy as np
 
 from assistant.models.embeddings import Embedder
 from assistant.index.hidden import hidden_sources
-from assistant.index.store import DocumentRecord, IndexStore
+from assistant.index.errors import IndexMissing
+from assistant.index.store import DocumentRecord, IndexStore, IndexWriter, tolerant_manifest
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, check_regular_file, load
 from assistant.ingest.references import parse_references
 from assistant.ingest.splitter import is_reference_section, split_document
@@ -39,7 +40,7 @@ class FileOutcome:
 @dataclass
 class IngestReport:
     outcomes: list[FileOutcome] = field(default_factory=list)
-    generation: str | None = None
+    generation: str | None = None  # the stamp of the index after this run
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
@@ -228,13 +229,14 @@ def ingest(
     progress: Progress | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Bring the index in line with the files under `paths`; the old index serves until the new one is complete."""
+    """Bring the index in line with the files under `paths`: only new and changed documents are written,
+    and readers keep the previous version of each document until its new one is committed."""
     started = time.perf_counter()
     report = IngestReport()
-    with index_lock(store.index_dir, on_wait):
-        store.remove_abandoned()
-        previous = store.current_manifest()
+    with index_lock(store.index_dir, on_wait), store.writer(rebuild) as writer:
+        previous = tolerant_manifest({**(writer.manifest["meta"] or {}), "documents": {s: d["entry"] for s, d in writer.manifest["documents"].items()}})
         previous_docs: dict[str, dict] = previous.get("documents", {})
+        committed_keys = {s: d["key"] for s, d in writer.manifest["documents"].items()}
         settings_changed = previous.get("embedding_model") not in (None, embedder.name) or previous.get("chunking") not in (
             None,
             {"size": options.chunk_size, "overlap": options.chunk_overlap, "pipeline": PIPELINE_VERSION},
@@ -242,8 +244,7 @@ def ingest(
         files, problems = collect_files(paths)
         report.outcomes.extend(problems)
         roots = [Path(os.path.realpath(p)) for p in paths]
-        records: dict[str, DocumentRecord] = {}
-        keys: dict[str, str] = {}
+        records: dict[str, tuple[str, DocumentRecord]] = {}
 
         removals = set(remove_sources) | hidden_sources(store.index_dir.parent)  # hidden in the library: stay out
         work: list[tuple[Path, str]] = [(path, source_id(path, options)) for path in files]  # realpath never raises on loops
@@ -257,8 +258,10 @@ def ingest(
                 report.outcomes.append(FileOutcome(source, entry["path"], "removed", message="file no longer exists"))
                 continue
             key = record_key(entry["sha256"], source, options, embedder.name)
-            if not rebuild and store.cache.has(key):
-                records[source], keys[source] = store.cache.get(key), key
+            record = None if rebuild else writer.record(key)
+            if record is not None:
+                records[source] = (key, record)
+                writer.stage(key, record)
             elif Path(entry["path"]).exists():
                 work.append((Path(entry["path"]), source))
             else:
@@ -271,12 +274,13 @@ def ingest(
             if progress:
                 progress(done - 1, len(work), path.name)
             try:
-                outcome = _index_one(path, source, previous_docs.get(source), store, embedder, options, rebuild, records, keys)
+                outcome = _index_one(path, source, previous_docs.get(source), writer, embedder, options, rebuild, records)
             except Exception as exc:  # one file's unexpected failure is that file's FAILED line, never the batch's
+                if isinstance(exc, IndexMissing):
+                    raise  # the store itself is unreachable: the whole run stops, nothing committed
                 message = f"could not be indexed ({exc.__class__.__name__}: {exc})"
                 records.pop(source, None)
-                keys.pop(source, None)
-                outcome = _keep_previous(source, path, previous_docs.get(source), store, options, embedder, records, keys, message)
+                outcome = _keep_previous(source, path, previous_docs.get(source), writer, options, embedder, records, message)
             report.outcomes.append(outcome)
             if bar is not None:
                 bar.set_postfix_str(path.name[-40:])
@@ -286,60 +290,62 @@ def ingest(
         if progress:
             progress(len(work), len(work), "")
 
-        changed = any(o.status in ("added", "updated", "removed") for o in report.outcomes)
-        if changed or rebuild or settings_changed or store.current_generation() is None:
+        changed = (
+            any(o.status in ("added", "updated", "removed") for o in report.outcomes)
+            or {s: k for s, (k, _) in records.items()} != committed_keys
+        )
+        if changed or rebuild or settings_changed or not writer.tables_match():
             meta = {
-                "format": 1,
+                "format": 2,
                 "embedding_model": embedder.name,
                 "chunking": {"size": options.chunk_size, "overlap": options.chunk_overlap, "pipeline": PIPELINE_VERSION},
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
-            ordered = [records[s] for s in sorted(records)]
-            generation = store.build_generation(ordered, meta, embedder)
-            report.generation = generation.name
-            store.remove_abandoned()
-            store.cache.prune(set(keys.values()))
+            report.generation = writer.commit(records, meta)
         else:
-            current = store.current_generation()
-            report.generation = current.name if current else None
+            report.generation = writer.publish_committed()
+        store.cache.prune({key for key, _ in records.values()})
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _index_one(path, source, previous_entry, store, embedder, options, rebuild, records, keys) -> FileOutcome:
+def _index_one(path, source, previous_entry, writer: IndexWriter, embedder, options, rebuild, records) -> FileOutcome:
     try:
         check_regular_file(path)
         content_sha = file_sha256(path)
     except LoadError as exc:
-        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, str(exc))
+        return _keep_previous(source, path, previous_entry, writer, options, embedder, records, str(exc))
     except FileNotFoundError:
-        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, "the file disappeared before it could be read")
+        return _keep_previous(source, path, previous_entry, writer, options, embedder, records, "the file disappeared before it could be read")
     except OSError as exc:
-        return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, f"cannot read the file: {exc.strerror or exc}")
+        return _keep_previous(source, path, previous_entry, writer, options, embedder, records, f"cannot read the file: {exc.strerror or exc}")
     key = record_key(content_sha, source, options, embedder.name)
     unchanged = previous_entry is not None and previous_entry["sha256"] == content_sha
-    if not rebuild and store.cache.has(key):
-        record = store.cache.get(key)
+    record = None if rebuild else writer.record(key)
+    if record is not None:
         status = "unchanged" if unchanged else ("updated" if previous_entry else "added")
     else:
         try:
             record = process_file(path, source, content_sha, options, embedder)
         except LoadError as exc:
-            return _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, str(exc))
+            return _keep_previous(source, path, previous_entry, writer, options, embedder, records, str(exc))
         if previous_entry:
             record.manifest_entry["added_at"] = previous_entry.get("added_at", record.manifest_entry["added_at"])
-        store.cache.put(key, record)
+        writer.store.cache.put(key, record)
         status = "updated" if previous_entry and not unchanged else ("unchanged" if unchanged else "added")
-    records[source], keys[source] = record, key
+    records[source] = (key, record)
+    writer.stage(key, record)
     return FileOutcome(source, str(path), status, chunks=len(record.chunks), message="; ".join(record.manifest_entry.get("warnings", [])))
 
 
-def _keep_previous(source, path, previous_entry, store, options, embedder, records, keys, message) -> FileOutcome:
+def _keep_previous(source, path, previous_entry, writer: IndexWriter, options, embedder, records, message) -> FileOutcome:
     """A file that fails now keeps its last good version in the index, if it had one."""
     if previous_entry:
         key = record_key(previous_entry["sha256"], source, options, embedder.name)
-        if store.cache.has(key):
-            records[source], keys[source] = store.cache.get(key), key
+        record = writer.record(key)
+        if record is not None:
+            records[source] = (key, record)
+            writer.stage(key, record)
             message += " (the previously indexed version is kept)"
     return FileOutcome(source, str(path), "failed", message=message)
 

@@ -269,26 +269,18 @@ def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 _TABLES: dict[int, tuple[object, SentenceTables]] = {}
-_VECTORS: dict[int, tuple[object, dict[str, np.ndarray]]] = {}
 
 
 def chunk_vectors(index: LoadedIndex, chunk_ids: list[str]) -> dict[str, np.ndarray]:
-    """The stored passage vectors of these chunks, fetched from Chroma once each and kept per loaded index."""
-    cached = _VECTORS.get(id(index))
-    if cached is None or cached[0] is not index.chunks:
-        cached = (index.chunks, {})
-        _VECTORS.clear()  # one index is in use at a time
-        _VECTORS[id(index)] = cached
-    store = cached[1]
-    missing = [cid for cid in chunk_ids if cid not in store]
-    if missing:
-        found = index.vectorstore.get(ids=missing, include=["embeddings"])
-        for cid, vector in zip(found["ids"], found["embeddings"]):
-            store[cid] = np.asarray(vector, dtype=np.float32)
-    return {cid: store[cid] for cid in chunk_ids if cid in store}
+    """The stored passage vectors of these chunks (held by the loaded index)."""
+    found = ((cid, index.passage_vector(cid)) for cid in chunk_ids)
+    return {cid: vector for cid, vector in found if vector is not None}
 
 
 def sentence_tables(index: LoadedIndex) -> SentenceTables:
+    loaded = getattr(index, "loaded_sentence_tables", None)
+    if loaded is not None:  # persisted with the index by the writer: nothing to compute on the first question
+        return loaded
     cached = _TABLES.get(id(index))
     if cached is not None and cached[0] is index.sentences:
         return cached[1]
@@ -372,18 +364,11 @@ class Retriever:
             best_cosine[chunk_id] = max(best_cosine.get(chunk_id, -1.0), float(cosines[row]))
         return best, dict(sorted(best_cosine.items(), key=lambda pair: (-pair[1], pair[0])))
 
-    def _dense_ranking(self, query_vector: np.ndarray, filters: Filters) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) of the passage vectors Chroma finds nearest, best first.
-
-        The cosines are computed here from the stored vectors: the score LangChain's Chroma wrapper
-        reports alongside each hit is the cosine *distance* for this collection, not a similarity.
-        """
-        hits = [cid for cid, _ in self.index.dense_search(query_vector, self.candidates, filters.chroma_where())]
-        if not hits:
-            return []
-        vectors = chunk_vectors(self.index, hits)
-        ranked = [(cid, float(vectors[cid] @ query_vector)) for cid in hits if cid in vectors]
-        return sorted(ranked, key=lambda pair: (-pair[1], pair[0]))
+    def _dense_ranking(self, query_vector: np.ndarray, allowed: "np.ndarray | Filters | None" = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the nearest passage vectors the filters (or a mask of passages) allow, best first."""
+        if isinstance(allowed, Filters):
+            allowed = np.array([allowed.allows(c) for c in self.index.chunks], dtype=bool) if allowed.document or allowed.theme else None
+        return sorted(self.index.dense_search(query_vector, self.candidates, allowed), key=lambda pair: (-pair[1], pair[0]))
 
     def search_text(self, query: str) -> str:
         """What is searched for: the query without markup, with obvious typos corrected against the corpus."""
@@ -398,7 +383,7 @@ class Retriever:
         allowed = None
         if filters.document or filters.theme:
             allowed = np.array([filters.allows(c) for c in self.index.chunks], dtype=bool)
-        dense = self._dense_ranking(query_vector, filters)
+        dense = self._dense_ranking(query_vector, allowed)
         by_sentence, sentence_cosines = self._sentence_ranking(search, query_vector, allowed)
         keyword = self.index.keyword_search(search, self.candidates, allowed)
 
