@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
+
 from assistant.service import AssistantService
 from tests.conftest import FIXTURE_CORPUS, fast_settings
 from tests.fakes import FakeEmbedder
@@ -13,21 +15,24 @@ def test_chroma_bm25_and_the_chunk_table_hold_the_same_chunks(fast_service):
     index = fast_service.index
     ids = {c.chunk_id for c in index.chunks}
     assert len(ids) == len(index.chunks) == index.manifest["chunk_count"]
-    assert set(index.collection.get(include=[])["ids"]) == ids
+    with fast_service.store.chroma() as chroma:  # the store of record holds exactly the committed passages
+        stored = chroma.call("passages", "get", include=["documents"])
+    assert len(stored["ids"]) == len(ids) and sorted(stored["documents"]) == sorted(c.text for c in index.chunks)
     assert {c.source for c in index.chunks} == {"ground-rules.txt", "paying-participants.html", "trigger-films.md"}
 
 
 def test_dense_search_finds_the_passage_with_the_query_words_first(fast_service, fast_embedder):
     index = fast_service.index
-    hits = index.dense_search(fast_embedder.embed_query("trigger film patient interviews"), 3, None)
+    hits = index.dense_search(np.asarray(fast_embedder.embed_query("trigger film patient interviews"), dtype=np.float32), 3, None)
     best = index.chunks[index.position[hits[0][0]]]
     assert best.source == "trigger-films.md" and "compilation of patient interviews" in best.text
-    assert [d for _, d in hits] == sorted(d for _, d in hits), "distances come nearest first"
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True), "cosines come best first"
 
 
-def test_dense_search_honours_a_where_clause(fast_service, fast_embedder):
+def test_dense_search_keeps_to_the_allowed_passages(fast_service, fast_embedder):
     index = fast_service.index
-    hits = index.dense_search(fast_embedder.embed_query("trigger film"), 10, {"source": "ground-rules.txt"})
+    allowed = np.array([c.source == "ground-rules.txt" for c in index.chunks])
+    hits = index.dense_search(np.asarray(fast_embedder.embed_query("trigger film"), dtype=np.float32), 10, allowed)
     assert hits and {index.chunks[index.position[cid]].source for cid, _ in hits} == {"ground-rules.txt"}
 
 
@@ -50,8 +55,8 @@ def test_a_running_service_sees_a_new_generation(tmp_path):
     shutil.copytree(FIXTURE_CORPUS, corpus)
     service = AssistantService(fast_settings(tmp_path / "data", corpus_dir=corpus), embedder=FakeEmbedder())
     service.ingest()
-    first = service.index.generation
+    first = service.index.stamp
     (corpus / "extra.txt").write_text("Always Events\n\nAn Always Event is something that should happen every time.\n", encoding="utf-8")
     service.ingest()
-    assert service.index.generation != first
+    assert service.index.stamp != first
     assert "extra.txt" in {c.source for c in service.index.chunks}
