@@ -28,7 +28,7 @@ def timed(fn):
 
 def main(argv=None) -> int:
     import assistant  # noqa: F401  (offline and telemetry settings first)
-    from assistant.index.store import LoadedIndex
+    from assistant.index.loaded import LoadedIndex
     from assistant.service import AssistantService
     from assistant.settings import PROJECT_ROOT, Settings
 

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assistant.index.store import IndexMissing, IndexStore, open_current
+from assistant.index.loaded import open_current
+from assistant.index.store import IndexMissing, IndexStore
 from assistant.locations import DATA_DIR_ENV, IS_CHECKOUT, PROJECT_ROOT, is_checkout, no_index_message
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,8 @@ from assistant.answering import hygiene
 from assistant.answering.cite import SUPPORT_COSINE, SUPPORT_LEXICAL, WRITTEN_BY, Citation, SupportScorer, cited_sentences, content_words
 from assistant.answering.extractive import SOURCE_SEEKING, Answer, ExtractiveAnswerer
 from assistant.events import AnswerEvent, Draft, Evidence, Final
-from assistant.index.store import IndexMissing, IndexStore, LoadedIndex, open_current
+from assistant.index.loaded import LoadedIndex, open_current
+from assistant.index.store import IndexMissing, IndexStore
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES
 from assistant.ingest.pipeline import IngestOptions, IngestReport, ingest, is_shipped
 from assistant.ingest.references import Reference, is_reference_heading

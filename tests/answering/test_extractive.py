@@ -12,7 +12,8 @@ import pytest
 from assistant.answering import hygiene
 from assistant.answering.cite import cited_sentences, states_disagreement
 from assistant.answering.extractive import LEAD_IN, NOT_COVERED, SOURCE_SEEKING, ExtractiveAnswerer, focus
-from assistant.retrieval.retriever import Filters, Retrieval, is_question
+from assistant.index.sentence_tables import is_question
+from assistant.retrieval.retriever import Filters, Retrieval
 from assistant.service import AssistantService
 from tests.answering.citation_checks import citation_problems
 from tests.conftest import make_settings

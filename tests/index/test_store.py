@@ -10,7 +10,8 @@ import sys
 import numpy as np
 
 from assistant.index.chroma_client import PASSAGES, SENTENCES, Chroma
-from assistant.index.store import IndexStore, open_current
+from assistant.index.loaded import open_current
+from assistant.index.store import IndexStore
 from assistant.service import AssistantService
 from tests.conftest import make_settings
 
@@ -207,7 +208,7 @@ def test_the_persisted_sentence_tables_equal_the_ones_the_retriever_computes(tmp
 
 
 def test_an_index_updated_in_memory_equals_the_full_load_of_the_new_tables(tmp_path):
-    from assistant.index.store import LoadedIndex
+    from assistant.index.loaded import LoadedIndex
 
     corpus = _corpus(tmp_path / "corpus")
     (corpus / "refs.md").write_text(

@@ -7,20 +7,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from assistant.index.sentence_tables import QUESTION_SENTENCE_WEIGHT, SentenceTables, is_question, sentence_tables, stems
 from assistant.retrieval.retriever import (
-    QUESTION_SENTENCE_WEIGHT,
     Filters,
     Retriever,
-    SentenceTables,
     clean_query,
     correct_spelling,
     guarantee_primary,
-    is_question,
     known_words,
     remove_near_duplicates,
     score_fusion,
-    sentence_tables,
-    stems,
 )
 
 REVIEW = "review/co-production-and-quality-improvement-2020.md"

@@ -10,10 +10,11 @@ from assistant.answering import hygiene
 from assistant.answering.answerability import Gap, find_gap
 from assistant.answering.cite import Citation, primary_references, states_disagreement
 from assistant.answering.safety import suspicious_instruction
-from assistant.index.store import LoadedIndex
+from assistant.index.loaded import LoadedIndex
+from assistant.index.sentence_tables import SentenceTables, is_question, sentence_tables, stems
 from assistant.ingest.references import Reference
 from assistant.ingest.splitter import SECTION_SEPARATOR
-from assistant.retrieval.retriever import Passage, Retrieval, SentenceTables, clean_query, is_question, sentence_tables, stems
+from assistant.retrieval.retriever import Passage, Retrieval, clean_query
 from assistant.text import clean_markup
 
 NOT_COVERED = "The indexed sources don't cover this question, so I can't answer it from them."

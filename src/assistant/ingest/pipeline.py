@@ -17,7 +17,8 @@ import numpy as np
 from assistant.models.embeddings import Embedder
 from assistant.index.hidden import hidden_sources
 from assistant.index.errors import IndexMissing
-from assistant.index.store import DocumentRecord, IndexStore, IndexWriter, tolerant_manifest
+from assistant.index.records import DocumentRecord, tolerant_manifest
+from assistant.index.store import IndexStore, IndexWriter
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, check_regular_file, load
 from assistant.ingest.references import parse_references
 from assistant.ingest.splitter import is_reference_section, split_document

@@ -11,7 +11,6 @@ the top for the best of everything else (our notes), so neither kind of source c
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.text import content_words
-from assistant.models.embeddings import Embedder
-from assistant.index.store import LoadedIndex
+from assistant.index.loaded import LoadedIndex, top_k_stable
+from assistant.index.sentence_tables import sentence_tables
 from assistant.ingest.splitter import Chunk
+from assistant.models.embeddings import Embedder
 
 
 @dataclass
@@ -147,18 +146,11 @@ def guarantee_primary(passages: list[Passage], is_primary, quota: int, window: i
     return head + pulled + displaced + [p for p in rest if p not in pulled]
 
 
-# A sentence that asks a question does not answer it, yet it is what a question embeds closest to
-# (the review's own "Questions to answer" list outranked the answers): its similarity counts this much.
-QUESTION_SENTENCE_WEIGHT = 0.8
 # A sentence is judged by its cosine to the question plus this much times the share of the question's
 # word weight (IDF of the word stems) it repeats: meaning first, and the question's rare words as a tie-break.
 SENTENCE_LEXICAL_WEIGHT = 0.4
 # How many of the most similar sentences get the word-overlap score (the rest cannot reach the top).
 SENTENCES_PER_CANDIDATE = 8
-
-
-def is_question(sentence: str) -> bool:
-    return sentence.rstrip().rstrip("*_\"'”’)").endswith("?")
 
 
 # Markup pasted into a question is not part of what is asked: script and style blocks go with their
@@ -215,96 +207,10 @@ def known_words(model_path: str) -> frozenset[str]:
     return frozenset(w for w in words if w.isalpha() and w.islower())
 
 
-_STEMMER = None
-
-
-def stems(text: str) -> set[str]:
-    """The stems of a text's content words: "dominating" and "dominated" share "domin"."""
-    global _STEMMER
-    if _STEMMER is None:
-        import Stemmer
-
-        _STEMMER = Stemmer.Stemmer("english")
-    return set(_STEMMER.stemWords(sorted(content_words(text))))
-
-
-@dataclass
-class SentenceTables:
-    """What scoring sentences needs beyond their vectors, computed once per loaded index."""
-
-    positions: np.ndarray  # the chunk position of each sentence row (-1 if its chunk is unknown)
-    weights: np.ndarray  # QUESTION_SENTENCE_WEIGHT for sentences that ask a question, else 1.0
-    stems: list[set[str]]  # content-word stems of each sentence
-    idf: dict[str, float]  # inverse sentence frequency of each stem
-    unseen_idf: float  # the weight of a stem no sentence uses: as telling as the rarest
-    vocabulary: dict[str, int]  # lower-case words of the passages and their counts, for spelling correction
-
-    def query_weights(self, text: str) -> dict[str, float]:
-        return {w: self.idf.get(w, self.unseen_idf) for w in stems(text)}
-
-    @staticmethod
-    def overlap(query_weights: dict[str, float], words: set[str]) -> float:
-        """Share of the query's word weight that `words` repeat (0..1)."""
-        total = sum(query_weights.values())
-        return sum(query_weights.get(w, 0.0) for w in words) / total if total else 0.0
-
-
-def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
-    """The first k of np.argsort(-scores, kind="stable") (ties in index order), without sorting them all.
-
-    argpartition finds the k-th best score in O(n); only the rows at or above it are sorted. A full
-    sort of 285k sentence scores took 25 ms per question, this about 1 ms.
-    """
-    n = len(scores)
-    if k <= 0 or n == 0:
-        return np.zeros(0, dtype=np.int64)
-    negated = -np.asarray(scores)
-    if k >= n:
-        return np.argsort(negated, kind="stable")
-    kth = negated[np.argpartition(negated, k - 1)[k - 1]]
-    above = np.flatnonzero(negated < kth)
-    tied = np.flatnonzero(negated == kth)[: k - len(above)]  # the lowest rows among equals, as a stable sort takes them
-    chosen = np.sort(np.concatenate([above, tied]))
-    return chosen[np.argsort(negated[chosen], kind="stable")]
-
-
-_TABLES: dict[int, tuple[object, SentenceTables]] = {}
-
-
 def chunk_vectors(index: LoadedIndex, chunk_ids: list[str]) -> dict[str, np.ndarray]:
     """The stored passage vectors of these chunks (held by the loaded index)."""
     found = ((cid, index.passage_vector(cid)) for cid in chunk_ids)
     return {cid: vector for cid, vector in found if vector is not None}
-
-
-def sentence_tables(index: LoadedIndex) -> SentenceTables:
-    loaded = getattr(index, "loaded_sentence_tables", None)
-    if loaded is not None:  # persisted with the index by the writer: nothing to compute on the first question
-        return loaded
-    cached = _TABLES.get(id(index))
-    if cached is not None and cached[0] is index.sentences:
-        return cached[1]
-    sentence_stems = [stems(text) for _, text in index.sentences]
-    frequency: dict[str, int] = {}
-    for words in sentence_stems:
-        for word in words:
-            frequency[word] = frequency.get(word, 0) + 1
-    total = len(sentence_stems)
-    vocabulary: dict[str, int] = {}
-    for chunk in index.chunks:
-        for word in re.findall(r"[a-z]+", chunk.embedding_text().lower()):
-            vocabulary[word] = vocabulary.get(word, 0) + 1
-    tables = SentenceTables(
-        positions=np.array([index.position.get(chunk_id, -1) for chunk_id, _ in index.sentences], dtype=np.int64),
-        weights=np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in index.sentences], dtype=np.float32),
-        stems=sentence_stems,
-        idf={word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
-        unseen_idf=math.log(1 + total),
-        vocabulary=vocabulary,
-    )
-    _TABLES.clear()  # one index is in use at a time
-    _TABLES[id(index)] = (index.sentences, tables)
-    return tables
 
 
 class Retriever:
