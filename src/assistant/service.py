@@ -149,10 +149,8 @@ class AssistantService:
         if self._index is not None:
             # A service that answers questions (the UI) loads the new index now, so the first question after
             # an upload does not wait for it; a one-off `assistant ingest` never loaded one and skips this.
-            try:
-                self.index
-            except IndexMissing:
-                pass
+            with contextlib.suppress(IndexMissing):
+                _ = self.index
         return report
 
     def remove_document(self, source: str) -> IngestReport:

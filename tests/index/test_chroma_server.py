@@ -39,7 +39,7 @@ class ChromaServer:
 
     def start(self) -> None:
         env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
-        self.log = open(self.path.parent / f"chroma-{self.port}.log", "ab")
+        self.log = open(self.path.parent / f"chroma-{self.port}.log", "ab")  # noqa: SIM115 - the server writes to it until stop()
         self.process = subprocess.Popen(
             [_chroma_command(), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,

@@ -173,7 +173,7 @@ def test_a_reader_in_another_process_sees_an_update_at_its_next_question(tmp_pat
         reader.stdin.flush()
         first = reader.stdout.readline()
         held = first.split(" |")[0]
-        assert "Round 0" in first, reader.stderr.read() if not first else first
+        assert "Round 0" in first, first or reader.stderr.read()
 
         _corpus(corpus, 1)
         service.ingest()

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.index.loaded import top_k_stable
 from assistant.locations import default_data_dir
 from assistant.models import query_encoder as onnx_query
 from assistant.models.embeddings import Embedder
-from assistant.index.loaded import top_k_stable
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]

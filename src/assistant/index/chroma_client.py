@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,17 +59,15 @@ class Chroma:
     def call(self, name: str, method: str, **kwargs):
         try:
             return getattr(self.collection(name), method)(**kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a dead server's
             if self.url and _is_connection_error(exc):
                 raise ChromaUnavailable(unreachable_message(self.url, exc)) from None
             raise
 
     def close(self) -> None:
         if self.url is None:  # an HTTP client is shared by the process; an embedded one is closed after each use
-            try:
+            with contextlib.suppress(Exception):  # noqa: BLE001 - closing is best effort; the data is already written
                 self.client.close()
-            except Exception:
-                pass
 
 
 def _is_connection_error(exc: BaseException) -> bool:

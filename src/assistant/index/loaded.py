@@ -79,7 +79,7 @@ class LoadedIndex:
             self.frequency = data.get("frequency")
 
     @classmethod
-    def updated(cls, previous: "LoadedIndex", tables: Path, cache: DocumentCache) -> "LoadedIndex | None":
+    def updated(cls, previous: LoadedIndex, tables: Path, cache: DocumentCache) -> LoadedIndex | None:
         """The tables of a newer stamp, built from an index already loaded plus the documents that changed.
 
         Only the changed documents are read (from this folder's cache) and BM25 is loaded; the rest is
@@ -120,7 +120,8 @@ class LoadedIndex:
                     vocabulary[word] -= 1
             for ref_key in [k for k, o in owner.items() if o == source]:
                 del references[ref_key]
-        chunks, pvecs, sentences, svecs, stems, weights, positions = [], [], [], [], [], [], []
+        chunks, pvecs, sentences, svecs, weights, positions = [], [], [], [], [], []
+        stems: list[set[str]] = []
         for source in sorted(new_keys):
             if source in records:
                 record = records[source]
@@ -248,7 +249,7 @@ def _ranges(index: LoadedIndex) -> dict[str, tuple[int, int, int, int]]:
             seen.add(source)
             span[2] = row
         span[3] = row + 1
-    return {source: tuple(span) for source, span in ranges.items()}
+    return {source: (span[0], span[1], span[2], span[3]) for source, span in ranges.items()}
 
 
 def open_current(store: IndexStore, embedder: Embedder | None, stamp: str | None = None, previous: LoadedIndex | None = None) -> LoadedIndex:

@@ -60,7 +60,7 @@ class SentenceTables:
 _TABLES: dict[int, tuple[object, SentenceTables]] = {}
 
 
-def sentence_tables(index: "LoadedIndex") -> SentenceTables:
+def sentence_tables(index: LoadedIndex) -> SentenceTables:
     loaded = getattr(index, "loaded_sentence_tables", None)
     if loaded is not None:  # persisted with the index by the writer: nothing to compute on the first question
         return loaded

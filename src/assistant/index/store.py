@@ -402,7 +402,7 @@ class IndexWriter:
         marks = [f"mark:{k}" for k in sorted(set(old_keys) | self._staged)]
         for part in _batches(marks, WRITE_BATCH):
             self.chroma.call(DOCUMENTS, "delete", ids=part)
-        self.store.prune_tables({stamp, previous} - {None})
+        self.store.prune_tables({s for s in (stamp, previous) if s is not None})
         self.manifest = read_manifest(self.chroma)
         self.committed_keys = new_keys
         self._staged.clear()

@@ -7,21 +7,21 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
-from assistant.models.embeddings import Embedder
-from assistant.index.hidden import hidden_sources
 from assistant.index.errors import IndexMissing
+from assistant.index.hidden import hidden_sources
 from assistant.index.records import DocumentRecord, tolerant_manifest
 from assistant.index.store import IndexStore, IndexWriter
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, check_regular_file, load
 from assistant.ingest.references import parse_references
 from assistant.ingest.splitter import is_reference_section, split_document
+from assistant.models.embeddings import Embedder
 
 # Bump when loading, splitting or tagging changes, so cached records are rebuilt.
 PIPELINE_VERSION = "3"  # 3: validated front matter, primary evidence only for the shipped corpus

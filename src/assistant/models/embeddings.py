@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -147,10 +148,10 @@ class Embedder:
         self.model_path = model_path
         self.name = name
         self.query_model_dir = Path(query_model_dir) if query_model_dir is not None else None
-        self._model = None
+        self._model: Any = None  # langchain_huggingface's HuggingFaceEmbeddings, imported on first use
         self._query_encoder = None
         self._query_encoder_tried = False
-        self._document_encoder = None
+        self._document_encoder: _OnnxDocumentEncoder | _TorchDocumentEncoder | None = None
 
     @property
     def model(self):
@@ -194,11 +195,11 @@ class Embedder:
         """Token vectors for passages: the verified ONNX export when there is one (the same vectors as torch
         to within 2e-7), else sentence-transformers."""
         if self._document_encoder is None:
-            encoder = None
+            encoder: _OnnxDocumentEncoder | _TorchDocumentEncoder | None = None
             if self.query_encoder is not None:
                 try:
                     encoder = _OnnxDocumentEncoder(self.query_encoder, _DEFAULT_THREADS)
-                except Exception as exc:  # onnxruntime errors have many types; torch still works
+                except Exception as exc:  # noqa: BLE001 - onnxruntime errors have many types; torch still works
                     log.warning("passages are embedded with torch: the ONNX export cannot run them (%s)", exc)
             if encoder is None:
                 encoder = _TorchDocumentEncoder(self.model._client)
@@ -241,7 +242,7 @@ class Embedder:
         sentence_vectors: np.ndarray | None = None
         alone: list[int] = []
         for i, tokens, spans in encoder.token_vectors(texts):
-            if passage_vectors is None:
+            if passage_vectors is None or sentence_vectors is None:
                 passage_vectors = np.zeros((len(texts), tokens.shape[1]), np.float32)
                 sentence_vectors = np.zeros((int(offsets[-1]), tokens.shape[1]), np.float32)
             passage_vectors[i] = tokens.mean(axis=0)
@@ -255,6 +256,7 @@ class Embedder:
                     alone.append(int(offsets[i]) + j)
                 else:
                     sentence_vectors[offsets[i] + j] = tokens[span[0] : span[1]].mean(axis=0)
+        assert passage_vectors is not None and sentence_vectors is not None  # passages is not empty
         if alone:
             flat = [s for group in sentences for s in group]
             texts_alone = [flat[k].replace("\n", " ") for k in alone]
@@ -267,7 +269,7 @@ class Embedder:
         if encoder is not None:
             try:
                 return encoder.embed([text])[0]
-            except Exception as exc:  # an onnxruntime failure mid-run: answer with torch rather than fail
+            except Exception as exc:  # noqa: BLE001 - an onnxruntime failure mid-run: answer with torch rather than fail
                 log.warning("the ONNX query encoder failed (%s); queries are embedded with torch from now on", exc)
                 self._query_encoder = None
         return self._torch_query(text)

@@ -53,18 +53,10 @@ class Passage:
 
 @dataclass
 class Filters:
+    """Keep to one document and/or one theme."""
+
     document: str | None = None
     theme: str | None = None
-
-    def chroma_where(self) -> dict | None:
-        clauses = []
-        if self.document:
-            clauses.append({"source": self.document})
-        if self.theme:
-            clauses.append({"themes": {"$contains": self.theme}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def allows(self, chunk: Chunk) -> bool:
         return (not self.document or chunk.source == self.document) and (not self.theme or self.theme in chunk.themes)
@@ -270,7 +262,7 @@ class Retriever:
             best_cosine[chunk_id] = max(best_cosine.get(chunk_id, -1.0), float(cosines[row]))
         return best, dict(sorted(best_cosine.items(), key=lambda pair: (-pair[1], pair[0])))
 
-    def _dense_ranking(self, query_vector: np.ndarray, allowed: "np.ndarray | Filters | None" = None) -> list[tuple[str, float]]:
+    def _dense_ranking(self, query_vector: np.ndarray, allowed: np.ndarray | Filters | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest passage vectors the filters (or a mask of passages) allow, best first."""
         if isinstance(allowed, Filters):
             allowed = np.array([allowed.allows(c) for c in self.index.chunks], dtype=bool) if allowed.document or allowed.theme else None
