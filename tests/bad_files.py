@@ -30,7 +30,12 @@ def _png(width: int = 4, height: int = 4) -> bytes:
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _md(front: str, body: str = f"## Ground rules\n\n{GOOD_TEXT}\n") -> str:
@@ -76,7 +81,7 @@ def build(folder: Path, *, with_special: bool = True) -> list[Kind]:
     text("fm-python-tag.md", _md("title: !!python/object/apply:os.system ['true']"), "failed", r"front matter is not valid YAML")
     text("fm-alias-bomb.md", _md(ALIAS_BOMB), "failed", r"anchors or aliases")
     text("fm-small-alias.md", _md("base: &b hello\ntitle: *b"), "failed", r"anchors or aliases")
-    text("fm-oversized.md", _md("title: big\nnotes: \"" + "x" * 20_000 + "\""), "failed", r"front matter is \d+ kB; the limit is 16 kB")
+    text("fm-oversized.md", _md('title: big\nnotes: "' + "x" * 20_000 + '"'), "failed", r"front matter is \d+ kB; the limit is 16 kB")
     text("fm-deep-nesting.md", _md("deep: " + "[" * 2000 + "]" * 2000), "failed", r"front matter")
     # Odd but valid: unquoted dates, unknown themes, CRLF line ends, a self-declared primary upload.
     text("fm-unquoted-date.md", _md("title: Dated\nlast_reviewed: 2026-11-27\ndate: 2020-09-01"), "good")
@@ -102,7 +107,12 @@ def build(folder: Path, *, with_special: bool = True) -> list[Kind]:
     raw("too-big.txt", b"co-design " * 120_000, "failed", r"the limit is 1 MB")
 
     # -- HTML ----------------------------------------------------------------------------------
-    text("script-only.html", "<html><head><script>alert('x')</script><style>p{}</style></head><body><script>var a=1;</script></body></html>", "failed", r"page contains no readable text")
+    text(
+        "script-only.html",
+        "<html><head><script>alert('x')</script><style>p{}</style></head><body><script>var a=1;</script></body></html>",
+        "failed",
+        r"page contains no readable text",
+    )
     text("empty-body.html", "<html><body><div></div></body></html>", "failed", r"page contains no readable text")
     text("nav-only.htm", "<nav><a href='/'>Home</a></nav><footer>(c) us</footer>", "failed", r"page contains no readable text")
     raw("binary.html", b"\x00\x01\x02\x03" * 500, "failed", r"binary file")

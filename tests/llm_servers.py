@@ -198,7 +198,14 @@ class OllamaHandler(_Handler):
             self.wfile.write(data)
         elif self.path == "/api/tags":
             model = self.server_owner.model
-            entry = {"name": model, "model": model, "modified_at": "2025-01-01T00:00:00Z", "size": 1, "digest": "0" * 64, "details": {"format": "gguf"}}
+            entry = {
+                "name": model,
+                "model": model,
+                "modified_at": "2025-01-01T00:00:00Z",
+                "size": 1,
+                "digest": "0" * 64,
+                "details": {"format": "gguf"},
+            }
             self._send_json(200, {"models": [entry]})
         else:
             self._send_json(404, {"error": "not found"})
@@ -211,14 +218,17 @@ class OllamaHandler(_Handler):
             if body.get("model") != model:
                 self._send_json(404, {"error": f"model '{body.get('model')}' not found"})
             else:
-                self._send_json(200, {
-                    "modelfile": "",
-                    "parameters": "",
-                    "template": "{{ .Prompt }}",
-                    "details": {"format": "gguf", "family": "test"},
-                    "model_info": {"general.architecture": "test", "test.context_length": 32768},
-                    "capabilities": ["completion"],
-                })
+                self._send_json(
+                    200,
+                    {
+                        "modelfile": "",
+                        "parameters": "",
+                        "template": "{{ .Prompt }}",
+                        "details": {"format": "gguf", "family": "test"},
+                        "model_info": {"general.architecture": "test", "test.context_length": 32768},
+                        "capabilities": ["completion"],
+                    },
+                )
             return
         if self.path != "/api/chat":
             self._send_json(404, {"error": "not found"})
@@ -279,7 +289,9 @@ class OpenAIHandler(_Handler):
         if not self._authorised():
             return
         if self.path == "/v1/models":
-            self._send_json(200, {"object": "list", "data": [{"id": self.server_owner.model, "object": "model", "created": 0, "owned_by": "test"}]})
+            self._send_json(
+                200, {"object": "list", "data": [{"id": self.server_owner.model, "object": "model", "created": 0, "owned_by": "test"}]}
+            )
         else:
             self._error(404, "Not found", "not_found")
 
@@ -314,7 +326,9 @@ class OpenAIHandler(_Handler):
                 {
                     **base,
                     "object": "chat.completion",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content}, "logprobs": None, "finish_reason": "stop"}],
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": reply.content}, "logprobs": None, "finish_reason": "stop"}
+                    ],
                     "usage": usage,
                 },
             )
@@ -325,11 +339,27 @@ class OpenAIHandler(_Handler):
             return b"data: " + json.dumps(value).encode() + b"\n\n"
 
         def delta(piece: str) -> bytes:
-            return event({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}]})
+            return event(
+                {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}],
+                }
+            )
 
-        if not self._write(event({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]})):
+        if not self._write(
+            event(
+                {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}],
+                }
+            )
+        ):
             return
-        finish = event({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+        finish = event(
+            {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}
+        )
         if (body.get("stream_options") or {}).get("include_usage"):
             finish += event({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         self._stream_pieces(reply, delta, finish + b"data: [DONE]\n\n")

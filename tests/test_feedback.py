@@ -50,7 +50,9 @@ def test_schema_is_exactly_the_agreed_one(tmp_path):
 
 def test_add_all_update_round_trip(tmp_path):
     store = FeedbackStore(tmp_path / "f.sqlite3")
-    first = store.add(-1, "How do we stop clinicians dominating?", "Answer [1]", [CITATION], RETRIEVED, "extractive", ["earlier?"], "missed X")
+    first = store.add(
+        -1, "How do we stop clinicians dominating?", "Answer [1]", [CITATION], RETRIEVED, "extractive", ["earlier?"], "missed X"
+    )
     second = store.add("up", "Another?", "Answer two [1]", [CITATION], RETRIEVED, "extractive")
     assert (first, second) == (1, 2)
     rows = store.all()

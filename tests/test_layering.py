@@ -82,7 +82,12 @@ def imported_modules(tree: ast.AST, module: str, is_package: bool) -> list[tuple
         elif isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            if (
+                name in ("import_module", "__import__")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 found.append((node.lineno, node.args[0].value))
     return [(line, name) for line, name in found if name == "assistant" or name.startswith("assistant.")]
 
@@ -141,16 +146,28 @@ def violations(rel: str, source: str) -> list[str]:
             fail(line, "a stage never imports the service, a face, planning or evaluation", f"imports {target_module}")
         elif top in STAGES and target_top in STAGES:
             if rank(target) > rank(here) and (rel, target_module) not in KNOWN_EXCEPTIONS:
-                fail(line, f"stage order models <- ingest <- index <- ingest.pipeline <- retrieval <- answering: {here} is below {target}", f"imports {target_module}")
+                fail(
+                    line,
+                    f"stage order models <- ingest <- index <- ingest.pipeline <- retrieval <- answering: {here} is below {target}",
+                    f"imports {target_module}",
+                )
         elif top in SERVICE and target_top in CLIENTS:
             fail(line, "the service never imports its clients (faces, planning, evaluation)", f"imports {target_module}")
         elif top in CLIENTS and target_top in STAGES:
-            fail(line, "faces, planning and evaluation go through the service, never a stage package", f"imports {target_module}; use assistant.service")
+            fail(
+                line,
+                "faces, planning and evaluation go through the service, never a stage package",
+                f"imports {target_module}; use assistant.service",
+            )
         elif top in ("planning", "evaluation") and target_top in CLIENTS:
             fail(line, "planning and evaluation import neither a face nor each other", f"imports {target_module}")
     if top in CLIENTS:
         for line, attribute in service_reaches(tree):
-            fail(line, "the service is the only door: no reaching into its internals", f"service.{attribute}; ask the service for what you need")
+            fail(
+                line,
+                "the service is the only door: no reaching into its internals",
+                f"service.{attribute}; ask the service for what you need",
+            )
     return problems
 
 
@@ -175,10 +192,22 @@ def test_every_package_is_assigned_a_layer():
 @pytest.mark.parametrize(
     ("rel", "source", "rule"),
     [
-        ("faces/cli.py", "def f():\n    from assistant.index.store import IndexMissing\n", "src/assistant/faces/cli.py:2: faces, planning and evaluation go through the service"),
-        ("planning/session.py", "from assistant.answering import hygiene\n", "planning/session.py:1: faces, planning and evaluation go through the service"),
+        (
+            "faces/cli.py",
+            "def f():\n    from assistant.index.store import IndexMissing\n",
+            "src/assistant/faces/cli.py:2: faces, planning and evaluation go through the service",
+        ),
+        (
+            "planning/session.py",
+            "from assistant.answering import hygiene\n",
+            "planning/session.py:1: faces, planning and evaluation go through the service",
+        ),
         ("evaluation/runner.py", "import importlib\nimportlib.import_module('assistant.models.llm')\n", "evaluation/runner.py:2: faces"),
-        ("evaluation/report.py", "def f(service):\n    return service.store.current_manifest()\n", "evaluation/report.py:2: the service is the only door"),
+        (
+            "evaluation/report.py",
+            "def f(service):\n    return service.store.current_manifest()\n",
+            "evaluation/report.py:2: the service is the only door",
+        ),
         ("faces/ui.py", "class A:\n    def f(self):\n        return self.service._index\n", "faces/ui.py:3: the service is the only door"),
         ("index/hidden.py", "from assistant.service import AssistantService\n", "index/hidden.py:1: a stage never imports the service"),
         ("models/llm.py", "def f():\n    from assistant.faces import ui\n", "models/llm.py:2: a stage never imports the service, a face"),
@@ -188,7 +217,11 @@ def test_every_package_is_assigned_a_layer():
         ("retrieval/retriever.py", "from assistant.answering.extractive import Answer\n", "retrieval/retriever.py:1: stage order"),
         ("service.py", "from assistant.faces.export import esc\n", "service.py:1: the service never imports its clients"),
         ("themes.py", "from assistant.models.llm import BACKENDS\n", "themes.py:1: a shared module imports only shared modules"),
-        ("evaluation/runner.py", "from assistant.planning.session import build_plan\n", "evaluation/runner.py:1: planning and evaluation import neither"),
+        (
+            "evaluation/runner.py",
+            "from assistant.planning.session import build_plan\n",
+            "evaluation/runner.py:1: planning and evaluation import neither",
+        ),
         ("planning/session.py", "from assistant import faces\n", "planning/session.py:1: planning and evaluation import neither"),
     ],
 )
@@ -200,10 +233,19 @@ def test_the_checker_names_file_line_and_rule(rel, source, rule):
 @pytest.mark.parametrize(
     ("rel", "source"),
     [
-        ("faces/cli.py", "from assistant.service import Answer, IndexMissing\nfrom assistant.planning.session import cmd_prepare\nfrom assistant.evaluation.command import add_eval_parser\n"),
-        ("planning/evidence.py", "from assistant.service import Citation\nfrom assistant.text import clean_markup\nfrom .model import Finding\n"),
+        (
+            "faces/cli.py",
+            "from assistant.service import Answer, IndexMissing\nfrom assistant.planning.session import cmd_prepare\nfrom assistant.evaluation.command import add_eval_parser\n",
+        ),
+        (
+            "planning/evidence.py",
+            "from assistant.service import Citation\nfrom assistant.text import clean_markup\nfrom .model import Finding\n",
+        ),
         ("evaluation/runner.py", "def f(service):\n    return service.manifest(), service.settings.backend, service.support_scorer()\n"),
-        ("answering/generate.py", "from assistant.models.llm import ModelError\nfrom assistant.retrieval.retriever import Passage\nfrom assistant.ingest.splitter import SECTION_SEPARATOR\n"),
+        (
+            "answering/generate.py",
+            "from assistant.models.llm import ModelError\nfrom assistant.retrieval.retriever import Passage\nfrom assistant.ingest.splitter import SECTION_SEPARATOR\n",
+        ),
         ("ingest/pipeline.py", "from assistant.index.store import IndexStore\n"),
         ("retrieval/retriever.py", "from assistant.index.loaded import LoadedIndex, top_k_stable\n"),
         ("service.py", "from assistant.answering.extractive import Answer\nfrom assistant.events import Final\n"),

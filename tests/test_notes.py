@@ -180,12 +180,8 @@ def test_every_paragraph_and_list_item_cites_a_source(path):
     _, body = parse_note(path)
     found = blocks(body)
     assert found, "no paragraphs or list items"
-    uncited = [
-        b for b in found if not any(HTTP_URL_RE.match(url) for _, url in LINK_RE.findall(b))
-    ]
-    assert not uncited, "blocks without an http(s) citation link:\n" + "\n".join(
-        f"  - {b[:120]}" for b in uncited
-    )
+    uncited = [b for b in found if not any(HTTP_URL_RE.match(url) for _, url in LINK_RE.findall(b))]
+    assert not uncited, "blocks without an http(s) citation link:\n" + "\n".join(f"  - {b[:120]}" for b in uncited)
 
 
 @pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
@@ -222,19 +218,14 @@ def test_always_events_trademark_on_first_use(path):
         m = re.search(r"Always Events?", text)
         if m:
             assert text[m.end() : m.end() + 1] == "®", (
-                f"first use of 'Always Event(s)' in the {label} lacks the ® mark: "
-                f"{text[max(0, m.start() - 40) : m.end() + 20]!r}"
+                f"first use of 'Always Event(s)' in the {label} lacks the ® mark: {text[max(0, m.start() - 40) : m.end() + 20]!r}"
             )
 
 
 def test_glossary_has_enough_cited_terms():
     meta, body = parse_note(NOTES_DIR / "glossary.md")
     assert "glossary" in meta["themes"]
-    terms = [
-        (heading_path[-1], text)
-        for heading_path, text in sections(body)
-        if len(heading_path) >= 3
-    ]
+    terms = [(heading_path[-1], text) for heading_path, text in sections(body) if len(heading_path) >= 3]
     names = [name for name, _ in terms]
     assert len(names) >= MIN_GLOSSARY_TERMS, f"only {len(names)} glossary terms"
     assert len({n.lower() for n in names}) == len(names), "duplicate glossary terms"
@@ -265,8 +256,16 @@ BACK_REFERENCE_RE = re.compile(
 LEAD_IN_RE = re.compile(r"\b(?:as follows|the following|these (?:lessons|tips|points|steps|ones))\W*$", re.IGNORECASE)
 BOLD_LEAD_IN_RE = re.compile(r"^(?:\s*(?:[-*+]|\d+[.)])\s+)?\*\*[^*]+\*\*")
 # Third-party document-sharing sites: a copy there is not the publisher's, and must say so.
-MIRROR_HOSTS = ("docplayer.net", "vdocument.in", "vdocuments.", "documents.pub", "studylib.net",
-                "fdocuments.", "pdfslide.net", "slideshare.net/fred.zimny")
+MIRROR_HOSTS = (
+    "docplayer.net",
+    "vdocument.in",
+    "vdocuments.",
+    "documents.pub",
+    "studylib.net",
+    "fdocuments.",
+    "pdfslide.net",
+    "slideshare.net/fred.zimny",
+)
 
 
 def note_sentences(body: str) -> list[str]:
@@ -285,18 +284,14 @@ def test_no_sentence_talks_about_the_note_itself(path):
 def test_no_sentence_opens_with_an_unresolved_reference(path):
     _, body = parse_note(path)
     found = [s for s in note_sentences(body) if BACK_REFERENCE_RE.match(s)]
-    assert not found, "sentences that need the previous one (repeat the noun):\n" + "\n".join(
-        f"  - {s[:140]}" for s in found
-    )
+    assert not found, "sentences that need the previous one (repeat the noun):\n" + "\n".join(f"  - {s[:140]}" for s in found)
 
 
 @pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)
 def test_no_bold_lead_ins(path):
     _, body = parse_note(path)
     found = [b for b in blocks(body) if BOLD_LEAD_IN_RE.match(b)]
-    assert not found, "bold lead-ins quote as fragments; write a full sentence:\n" + "\n".join(
-        f"  - {b[:100]}" for b in found
-    )
+    assert not found, "bold lead-ins quote as fragments; write a full sentence:\n" + "\n".join(f"  - {b[:100]}" for b in found)
 
 
 @pytest.mark.parametrize("path", ALL_NOTES, ids=NOTE_IDS)

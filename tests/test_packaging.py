@@ -45,7 +45,9 @@ def wheel(source) -> Path:
     # --no-build-isolation: the venv's setuptools builds it, so the test needs no package index.
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(source)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (path,) = out.glob("assistant-*.whl")

@@ -70,8 +70,11 @@ def problems(relative: str, text: str) -> list[str]:
             found.append(f"{where}  (climbs with {UP!r})")
         found += [f"{where}  (parents[{k}] of a file {depth} folders deep)" for k in map(int, PARENTS_INDEX.findall(checked)) if k > depth]
         # Path(__file__).parent is parents[0]: n x .parent reaches parents[n - 1].
-        found += [f"{where}  ({n} x .parent of a file {depth} folders deep)"
-                  for n in (chain.count(".parent") for chain in FILE_PARENT_CHAIN.findall(checked)) if n - 1 > depth]
+        found += [
+            f"{where}  ({n} x .parent of a file {depth} folders deep)"
+            for n in (chain.count(".parent") for chain in FILE_PARENT_CHAIN.findall(checked))
+            if n - 1 > depth
+        ]
         if ROOT_PARENT.search(checked):
             found.append(f"{where}  (the parent of the repository root)")
     return found
@@ -79,8 +82,16 @@ def problems(relative: str, text: str) -> list[str]:
 
 def test_the_scan_covers_the_project():
     names = {f.relative_to(REPO).as_posix() for f in scanned_files()}
-    for expected in ("Makefile", ".ci/run", "scripts/build_review.py", "src/assistant/settings.py", "tests/test_review_corpus.py",
-                     "tests/evaluation/test_suites.py", "benchmarks/core.py", "tests/test_repository_paths.py"):
+    for expected in (
+        "Makefile",
+        ".ci/run",
+        "scripts/build_review.py",
+        "src/assistant/settings.py",
+        "tests/test_review_corpus.py",
+        "tests/evaluation/test_suites.py",
+        "benchmarks/core.py",
+        "tests/test_repository_paths.py",
+    ):
         assert expected in names
 
 
@@ -93,7 +104,8 @@ def test_no_file_names_a_path_above_the_repository_root():
             continue  # binary: no paths to read
         found += problems(path.relative_to(REPO).as_posix(), text)
     assert not found, (
-        "paths outside the repository (a user's clone has nothing beside it):\n" + "\n".join(found)
+        "paths outside the repository (a user's clone has nothing beside it):\n"
+        + "\n".join(found)
         + f"\n(a test line that feeds a hostile path to a guard, and reads nothing, may end with {HOSTILE!r})"
     )
 
@@ -134,7 +146,7 @@ def test_the_scan_finds_paths_above_the_root(relative, line):
         (".ci/run", 'cd "$(dirname "$0")/' + UP + '"'),  # example
         ("src/assistant/x.py", 'text = "wait..." + "etc..."'),  # example
         ("src/assistant/x.py", "report.path.parent.mkdir()"),
-        ("tests/test_guard.py", 'get("/files/' + UP + '/' + UP + '/etc/hostname")  ' + HOSTILE),  # example
+        ("tests/test_guard.py", 'get("/files/' + UP + "/" + UP + '/etc/hostname")  ' + HOSTILE),  # example
     ],
 )
 def test_the_scan_allows_paths_inside_the_root(relative, line):

@@ -50,9 +50,7 @@ EXPECTED_FRONT_MATTER = {
 POINT_OF_CARE = "Creating the conditions for genuine co-production at point of care"
 INFLUENCING = "Influencing factors for alignment of QI, experience of care and co-production"
 SUMMARY = "Summary overview: Influencing factors for alignment of QI, experience of care and co-production"
-WHAT_INFLUENCES = (
-    "What influences the systematic alignment of quality improvement (QI), experience of care and co-production?"
-)
+WHAT_INFLUENCES = "What influences the systematic alignment of quality improvement (QI), experience of care and co-production?"
 
 
 @pytest.fixture(scope="module")
@@ -179,25 +177,46 @@ def test_document_title_and_main_sections(markdown):
 @pytest.mark.parametrize(
     "path",
     [
-        (POINT_OF_CARE, "1. Engage the right people at the right time",
-         "Ensure early involvement and genuine partnership to identify and shape the changes"),
-        (POINT_OF_CARE, "2. Explicit effort to communicate openly and formalise participants' roles",
-         "Create a non-hierarchical structure"),
-        (POINT_OF_CARE, "3. Make it easy for people to contribute and extend value and respect for people's input",
-         "Pay attention to the group and power dynamics"),
-        (POINT_OF_CARE, "3. Make it easy for people to contribute and extend value and respect for people's input",
-         "Consider formal facilitation of the process"),
-        (POINT_OF_CARE, "4. Share responsibility for delivery of the changes/outcomes",
-         "Build confidence to co-deliver the improvements"),
-        (INFLUENCING, "1. Strong senior leadership commitment and sponsorship",
-         "Provide sufficient dedicated time and resourcing for service redesign"),
-        (INFLUENCING, "2. Identify and address misconceptions and resistance to change",
-         "Develop capacity and confidence to engage in co-production"),
+        (
+            POINT_OF_CARE,
+            "1. Engage the right people at the right time",
+            "Ensure early involvement and genuine partnership to identify and shape the changes",
+        ),
+        (
+            POINT_OF_CARE,
+            "2. Explicit effort to communicate openly and formalise participants' roles",
+            "Create a non-hierarchical structure",
+        ),
+        (
+            POINT_OF_CARE,
+            "3. Make it easy for people to contribute and extend value and respect for people's input",
+            "Pay attention to the group and power dynamics",
+        ),
+        (
+            POINT_OF_CARE,
+            "3. Make it easy for people to contribute and extend value and respect for people's input",
+            "Consider formal facilitation of the process",
+        ),
+        (POINT_OF_CARE, "4. Share responsibility for delivery of the changes/outcomes", "Build confidence to co-deliver the improvements"),
+        (
+            INFLUENCING,
+            "1. Strong senior leadership commitment and sponsorship",
+            "Provide sufficient dedicated time and resourcing for service redesign",
+        ),
+        (
+            INFLUENCING,
+            "2. Identify and address misconceptions and resistance to change",
+            "Develop capacity and confidence to engage in co-production",
+        ),
         (WHAT_INFLUENCES, SUMMARY, "Point of care requirements"),
-        ("Understanding the system level factors that influence co-production",
-         "National and organisational drivers for efficiency improvements"),
-        ("Capturing the evidence and impact of co-production",
-         "Co-production requires collecting, using and valuing different forms of evidence"),
+        (
+            "Understanding the system level factors that influence co-production",
+            "National and organisational drivers for efficiency improvements",
+        ),
+        (
+            "Capturing the evidence and impact of co-production",
+            "Co-production requires collecting, using and valuing different forms of evidence",
+        ),
         ("How the papers were selected", "Exclusion criteria"),
     ],
 )

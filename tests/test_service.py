@@ -121,7 +121,12 @@ def test_sources_and_stats(corpus_service):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("../../etc/passwd.md", "passwd.md"), ("C:\\Users\\me\\report.pdf", "report.pdf"), (".hidden.txt", "hidden.txt"), ("a<b>|c.docx", "a_b_c.docx")],
+    [
+        ("../../etc/passwd.md", "passwd.md"),
+        ("C:\\Users\\me\\report.pdf", "report.pdf"),
+        (".hidden.txt", "hidden.txt"),
+        ("a<b>|c.docx", "a_b_c.docx"),
+    ],
 )
 def test_upload_names_cannot_escape_the_uploads_folder(name, expected):
     assert safe_filename(name) == expected
@@ -184,7 +189,11 @@ def test_backend_records_and_privacy(corpus_service):
     assert [b.name for b in records] == list(BACKENDS) == ["extractive", "local", "ollama", "openai"]
     assert all(b.label and b.note for b in records)
     assert [b.name for b in records if b.generative] == ["local", "ollama", "openai"]
-    assert corpus_service.is_generative("ollama") and not corpus_service.is_generative("extractive") and not corpus_service.is_generative("nope")
+    assert (
+        corpus_service.is_generative("ollama")
+        and not corpus_service.is_generative("extractive")
+        and not corpus_service.is_generative("nope")
+    )
     settings = corpus_service.settings
     assert corpus_service.model_server("extractive") is None and corpus_service.model_server("local") is None
     assert corpus_service.model_server("ollama") == settings.ollama_url

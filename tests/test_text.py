@@ -28,7 +28,7 @@ def test_markup_is_cleaned_but_words_kept():
 
 
 def test_escape_html_makes_text_and_attribute_values_inert():
-    assert escape_html('<a href="x" onclick=\'y\'>&amp;</a>') == "&lt;a href=&quot;x&quot; onclick=&#x27;y&#x27;&gt;&amp;amp;&lt;/a&gt;"
+    assert escape_html("<a href=\"x\" onclick='y'>&amp;</a>") == "&lt;a href=&quot;x&quot; onclick=&#x27;y&#x27;&gt;&amp;amp;&lt;/a&gt;"
     assert escape_html(None) == "" and escape_html(0) == "0"
 
 

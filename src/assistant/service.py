@@ -424,7 +424,9 @@ class AssistantService:
             # the filter may be what hid the evidence: say so, and give the answer from everything instead
             unfiltered = extractive.answer(question, retriever.retrieve(query, top_k=self.settings.top_k))
             if unfiltered.coverage == "answered" or (evidence.abstained and not unfiltered.abstained):
-                scope = " and ".join(x for x in (f"the document {document!r}" if document else "", f"the theme {theme!r}" if theme else "") if x)
+                scope = " and ".join(
+                    x for x in (f"the document {document!r}" if document else "", f"the theme {theme!r}" if theme else "") if x
+                )
                 unfiltered.notice = f"Nothing in {scope} covers this question, so this answer comes from all the indexed sources."
                 unfiltered.text = unfiltered.notice + "\n\n" + unfiltered.text
                 evidence = unfiltered

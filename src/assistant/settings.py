@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=5, le=50, description="Ranked passages returned with an answer.")
     # Score fusion (see assistant.retrieval.retriever): the best-sentence signal carries most of the weight; on the
     # review, notes and probe questions (benchmarks/quality) weights near these form a broad plateau.
-    fusion_weights: tuple[float, float, float] = Field((0.25, 1.0, 0.75), description="Score-fusion weights: passage vectors, best sentence, BM25.")
+    fusion_weights: tuple[float, float, float] = Field(
+        (0.25, 1.0, 0.75), description="Score-fusion weights: passage vectors, best sentence, BM25."
+    )
     # 1.3 maximises the mean of whole-corpus hit@1 on review questions and on notes questions (each suite
     # weighted equally) while every toolkit probe keeps its note in the top 3 (benchmarks/quality/README.md).
     primary_boost: float = Field(1.3, ge=1.0, description="Score factor for documents marked 'evidence: primary'.")
@@ -53,8 +55,12 @@ class Settings(BaseSettings):
     min_sentence_relevance: float = Field(0.30, description="Sentences less similar than this never enter an answer.")
     # The cross-encoder (assistant.models.cross_encoder); when off, missing or corrupt, answers come without it.
     cross_encoder: bool = Field(True, description="Score evidence with the packaged cross-encoder (make cross-encoder).")
-    cross_encoder_path: str = Field("", description="Cross-encoder directory; empty = the fetched ms-marco-MiniLM-L-12-v2 under data_dir/models.")
-    cross_encoder_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads for the cross-encoder (1 measured faster than 2 on 2 busy cores).")
+    cross_encoder_path: str = Field(
+        "", description="Cross-encoder directory; empty = the fetched ms-marco-MiniLM-L-12-v2 under data_dir/models."
+    )
+    cross_encoder_threads: int = Field(
+        1, ge=1, le=64, description="onnxruntime threads for the cross-encoder (1 measured faster than 2 on 2 busy cores)."
+    )
     answer_sentences: int = Field(4, ge=1, le=10)
     max_question_chars: int = Field(2000, ge=100)
     max_file_mb: float = Field(50.0, gt=0)
@@ -67,12 +73,16 @@ class Settings(BaseSettings):
     llm_passage_chars: int = Field(600, ge=200, le=4000, description="Characters kept of each passage given to the model.")
     llm_context: int = Field(4096, ge=512, le=131072, description="Context window the model is run with, in tokens.")
     llm_rewrite_followups: bool = Field(True, description="Let the model rewrite a follow-up into a standalone question.")
-    unsupported_sentences: Literal["flag", "drop"] = Field("flag", description="What to do with a sentence its cited passage does not support.")
+    unsupported_sentences: Literal["flag", "drop"] = Field(
+        "flag", description="What to do with a sentence its cited passage does not support."
+    )
     llm_model_path: str = Field("", description="GGUF file for the local backend; empty = the packaged model (make local-llm).")
     llm_threads: int = Field(0, ge=0, le=256, description="CPU threads for the local model; 0 = all cores.")
     ollama_url: str = Field("http://127.0.0.1:11434", description="Ollama server.")
     ollama_model: str = Field("qwen2.5:1.5b-instruct", description="Model name on the Ollama server.")
-    openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="Any OpenAI-compatible endpoint (vLLM, LM Studio, llama.cpp server, Azure OpenAI).")
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8080/v1", description="Any OpenAI-compatible endpoint (vLLM, LM Studio, llama.cpp server, Azure OpenAI)."
+    )
     openai_model: str = Field("local-model", description="Model name sent to the OpenAI-compatible endpoint.")
     openai_api_key: SecretStr = Field(SecretStr(""), description="API key for the OpenAI-compatible endpoint (empty for local servers).")
     openai_response_format: Literal["json_schema", "json_object", "off"] = Field(
@@ -83,8 +93,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1")
     port: int = Field(7860)
     # The web guard (assistant.faces.web_guard): loopback names and the bound host are always allowed.
-    allowed_hosts: list[str] = Field([], description="Extra host names the UI answers to (a DNS name or a proxy's Host); any other Host is refused.")
-    login_attempts: int = Field(5, ge=1, le=1000, description="Failed sign-ins allowed per client within login_window seconds (then HTTP 429).")
+    allowed_hosts: list[str] = Field(
+        [], description="Extra host names the UI answers to (a DNS name or a proxy's Host); any other Host is refused."
+    )
+    login_attempts: int = Field(
+        5, ge=1, le=1000, description="Failed sign-ins allowed per client within login_window seconds (then HTTP 429)."
+    )
     login_window: float = Field(60.0, gt=0, le=86400, description="Seconds over which failed sign-ins are counted.")
 
     @classmethod

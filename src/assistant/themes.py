@@ -19,7 +19,12 @@ THEMES: dict[str, str] = {
 # What a question is about: an evaluation case's theme, a feedback candidate's, a session plan's. The other
 # corpus themes (principles, payment, glossary) run through every topic and only tag passages.
 TOPIC_THEMES: tuple[str, ...] = (
-    "running-co-production", "power-dynamics", "recruitment", "measurement", "ebcd", "always-events",
+    "running-co-production",
+    "power-dynamics",
+    "recruitment",
+    "measurement",
+    "ebcd",
+    "always-events",
 )
 DEFAULT_TOPIC_THEME = "running-co-production"  # almost every passage is also about running co-production
 # Evaluation cases that test declining rather than a topic carry one of these (evals/README.md).
@@ -29,24 +34,70 @@ CASE_THEMES: tuple[str, ...] = TOPIC_THEMES + DECLINE_THEMES
 # Word stems that mark a passage as being about a theme (matched on lower-cased text).
 _MARKERS: dict[str, tuple[str, ...]] = {
     "running-co-production": (
-        "leadership", "facilitat", "resourc", "dedicated time", "roles and responsib", "early involvement",
-        "buy-in", "sponsor", "training", "plan", "co-deliver", "capacity",
+        "leadership",
+        "facilitat",
+        "resourc",
+        "dedicated time",
+        "roles and responsib",
+        "early involvement",
+        "buy-in",
+        "sponsor",
+        "training",
+        "plan",
+        "co-deliver",
+        "capacity",
     ),
     "power-dynamics": (
-        "power", "hierarch", "dominat", "level playing field", "alliance", "equal partner", "equals",
-        "quiet voice", "speak up", "comfortable in sharing", "deferen",
+        "power",
+        "hierarch",
+        "dominat",
+        "level playing field",
+        "alliance",
+        "equal partner",
+        "equals",
+        "quiet voice",
+        "speak up",
+        "comfortable in sharing",
+        "deferen",
     ),
     "recruitment": (
-        "recruit", "representat", "divers", "seldom heard", "seldom-heard", "hard to reach", "hard-to-reach",
-        "self-selecting", "reaching out", "marginalised", "inclusion",
+        "recruit",
+        "representat",
+        "divers",
+        "seldom heard",
+        "seldom-heard",
+        "hard to reach",
+        "hard-to-reach",
+        "self-selecting",
+        "reaching out",
+        "marginalised",
+        "inclusion",
     ),
     "measurement": (
-        "measur", "metric", "evaluat", "prem", "friends and family", "survey", "data", "outcome", "narrative",
-        "qualitative", "quantitative", "reliability", "impact",
+        "measur",
+        "metric",
+        "evaluat",
+        "prem",
+        "friends and family",
+        "survey",
+        "data",
+        "outcome",
+        "narrative",
+        "qualitative",
+        "quantitative",
+        "reliability",
+        "impact",
     ),
     "ebcd": (
-        "ebcd", "experience-based co", "experience based co", "experience-based design", "codesign", "co-design",
-        "touchpoint", "trigger film", "emotional mapping",
+        "ebcd",
+        "experience-based co",
+        "experience based co",
+        "experience-based design",
+        "codesign",
+        "co-design",
+        "touchpoint",
+        "trigger film",
+        "emotional mapping",
     ),
     "always-events": ("always event",),
     "principles": ("principle", "ladder", "values", "reciprocity", "assets"),
@@ -66,9 +117,7 @@ TOPIC_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("ebcd", "experience", "co-design", "codesign", "touchpoint", "trigger film", "journey", "always event", "emotional mapping"),
     ),
 )
-_TOPIC_PATTERNS = tuple(
-    (theme, re.compile("|".join(r"\b" + re.escape(w) for w in words))) for theme, words in TOPIC_WORDS
-)
+_TOPIC_PATTERNS = tuple((theme, re.compile("|".join(r"\b" + re.escape(w) for w in words))) for theme, words in TOPIC_WORDS)
 
 
 def topic_theme(topic: str) -> str | None:

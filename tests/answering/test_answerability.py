@@ -50,7 +50,10 @@ def test_a_figure_the_question_asserts_and_no_evidence_states():
 def test_a_count_needs_a_number_of_the_thing_counted():
     stages = ["Toolkits disagree on how many stages experience-based co-design has: the NHS Institute's has four, AHHA's five."]
     assert not find_gap("How many stages does EBCD have?", stages)
-    gap = find_gap("How many patients took part in the Always Events pilot sites?", ["A second phase tested a toolkit from November 2015 with 4 sites."])
+    gap = find_gap(
+        "How many patients took part in the Always Events pilot sites?",
+        ["A second phase tested a toolkit from November 2015 with 4 sites."],
+    )
     assert gap.lacking == ["the number of patients"]
     assert not find_gap("How many patients took part?", ["The pilot involved 120 patients across four sites."])
     # a follow-up's "those" counts what the earlier question named: any number will do
@@ -59,7 +62,9 @@ def test_a_count_needs_a_number_of_the_thing_counted():
 
 def test_names_no_document_uses():
     vocabulary = {"nhs", "england", "ebcd", "cqc", "review", "always", "events", "co", "design", "trust", "qi"}
-    assert unknown_names("How do I set up breakout rooms in Microsoft Teams for an online co-design workshop?", vocabulary) == ["Microsoft Teams"]
+    assert unknown_names("How do I set up breakout rooms in Microsoft Teams for an online co-design workshop?", vocabulary) == [
+        "Microsoft Teams"
+    ]
     assert unknown_names("Do volunteers on a co-design panel need a DBS check?", vocabulary) == ["DBS"]
     assert unknown_names("What does the CQC say about NHS England's Always Events?", vocabulary) == []
     assert unknown_names("I'm a QI lead. How do we run EBCD?", vocabulary) == []

@@ -95,12 +95,14 @@ def test_a_back_reference_is_quoted_with_the_sentence_it_leans_on(corpus_service
     for _chunk_id, position, rows in leaning[:20]:
         unit = answerer._standalone(rows, position, references_allowed=False)
         assert unit == [rows[position - 1], rows[position]], index.sentences[rows[position]][1]
-    passage = SimpleNamespace(sentences=[
-        ("c", "It asks three questions about the aim, the measures and the changes to try."),
-        ("c", "The Model for Improvement guides small tests of change in quality improvement."),
-        ("c", "It asks three questions about the aim, the measures and the changes to try."),
-        ("c", "They then test each change in a Plan-Do-Study-Act cycle."),
-    ])
+    passage = SimpleNamespace(
+        sentences=[
+            ("c", "It asks three questions about the aim, the measures and the changes to try."),
+            ("c", "The Model for Improvement guides small tests of change in quality improvement."),
+            ("c", "It asks three questions about the aim, the measures and the changes to try."),
+            ("c", "They then test each change in a Plan-Do-Study-Act cycle."),
+        ]
+    )
     alone = ExtractiveAnswerer(passage, 0.0, 0.3, 4)
     assert alone._standalone([0, 1, 2, 3], 0, references_allowed=False) == []  # nothing before it to lean on
     assert alone._standalone([0, 1, 2, 3], 2, references_allowed=False) == [1, 2]
@@ -136,7 +138,10 @@ def test_source_seeking_words():
 
 
 def test_the_cross_encoder_reads_what_is_asked_not_how_the_question_asks_for_evidence():
-    assert focus("We want to pay patient partners for their time - what does the evidence say?") == "We want to pay patient partners for their time"
+    assert (
+        focus("We want to pay patient partners for their time - what does the evidence say?")
+        == "We want to pay patient partners for their time"
+    )
     assert focus("According to the review, how do we recruit carers?") == "how do we recruit carers?"
     assert focus("What does the review say?") == "What does the review say?"  # nothing would be left
 
@@ -213,7 +218,9 @@ def test_declines_when_no_sentence_is_similar_enough(corpus_service):
 
 def test_relevance_gate_uses_the_retrieval_relevance(corpus_service):
     retrieval = corpus_service.retriever(corpus_service.index).retrieve("What is a trigger film?")
-    low = Retrieval(query=retrieval.query, passages=retrieval.passages, query_vector=retrieval.query_vector, relevance=0.1, filters=Filters())
+    low = Retrieval(
+        query=retrieval.query, passages=retrieval.passages, query_vector=retrieval.query_vector, relevance=0.1, filters=Filters()
+    )
     answerer = ExtractiveAnswerer(corpus_service.index, min_relevance=0.44, min_sentence_relevance=0.3, max_sentences=4)
     assert answerer.answer("What is a trigger film?", low).abstained
     assert not answerer.answer("What is a trigger film?", retrieval).abstained
@@ -222,7 +229,9 @@ def test_relevance_gate_uses_the_retrieval_relevance(corpus_service):
 def test_max_sentences_and_no_repeated_sentence(corpus_service):
     retrieval = corpus_service.retriever(corpus_service.index).retrieve("What do EBCD and Always Events have in common?")
     for limit in (1, 2, 6):
-        answer = ExtractiveAnswerer(corpus_service.index, 0.0, 0.3, limit).answer("What do EBCD and Always Events have in common?", retrieval)
+        answer = ExtractiveAnswerer(corpus_service.index, 0.0, 0.3, limit).answer(
+            "What do EBCD and Always Events have in common?", retrieval
+        )
         quotes = [c.quote for c in answer.citations]
         assert 1 <= len(quotes) <= limit and len(set(quotes)) == len(quotes)
     vectors = corpus_service.index.sentence_vectors
@@ -277,6 +286,8 @@ def test_missing_cross_encoder_directory_never_breaks_answering(corpus_data_dir,
 
 def test_nearest_sections_are_never_the_reference_list(corpus_service):
     retrieval = corpus_service.retriever(corpus_service.index).retrieve("Where is the reference list of the review?")
-    answer = ExtractiveAnswerer(corpus_service.index, min_relevance=1.1, min_sentence_relevance=0.3, max_sentences=4).answer("anything", retrieval)
+    answer = ExtractiveAnswerer(corpus_service.index, min_relevance=1.1, min_sentence_relevance=0.3, max_sentences=4).answer(
+        "anything", retrieval
+    )
     assert answer.abstained
     assert not any(line.strip().endswith("References") for line in answer.text.splitlines())

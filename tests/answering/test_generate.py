@@ -29,7 +29,9 @@ EBCD_STAGES = (
     "- **Five stages (AHHA, Australia).** The Australian toolkit sets up for success first, then gathers, understands, "
     "improves, and monitors and maintains the experience."
 )
-CONFIDENTLY_WRONG = "Experience-based co-design has four stages: capture the experience, understand it, improve it, and measure the improvement."
+CONFIDENTLY_WRONG = (
+    "Experience-based co-design has four stages: capture the experience, understand it, improve it, and measure the improvement."
+)
 
 
 def reply(*sentences, covered=True):
@@ -139,8 +141,16 @@ class WordEmbedder:
         ("The NHS Institute version has four steps: capture, understand, improve and measure the experience.", EBCD_STAGES, []),
         ("The toolkits disagree on the count: the NHS Institute gives four steps and the Australian toolkit five.", EBCD_STAGES, []),
         ("EBCD has no agreed count of stages.", EBCD_STAGES, []),  # states no count: nothing to carry
-        ("Self-selecting patients represent the wider population.", "The review warns that self-selecting patients may not represent the wider patient population.", ["may"]),
-        ("Self-selecting patients may not represent the wider population.", "The review warns that self-selecting patients may not represent the wider patient population.", []),
+        (
+            "Self-selecting patients represent the wider population.",
+            "The review warns that self-selecting patients may not represent the wider patient population.",
+            ["may"],
+        ),
+        (
+            "Self-selecting patients may not represent the wider population.",
+            "The review warns that self-selecting patients may not represent the wider patient population.",
+            [],
+        ),
         ("Patients feel unheard in meetings.", "Some patients feel unheard in meetings.", ["some"]),
         ("Several patients feel unheard in meetings.", "Some patients feel unheard in meetings.", []),
         ("Payment doubled attendance.", "In one project, payment doubled attendance.", ["in one project"]),

@@ -10,7 +10,10 @@ from assistant.answering import hygiene
 @pytest.mark.parametrize(
     "sentence, problem",
     [
-        ("How co-production is used to improve the quality of services and people's experience of care: A literature review", "title or heading"),
+        (
+            "How co-production is used to improve the quality of services and people's experience of care: A literature review",
+            "title or heading",
+        ),
         ("Clearly define roles and responsibilities", "title or heading"),
         ("Experience-based codesign (EBCD)", "title or heading"),
         ("Four stages (NHS Institute, 2009).", "fragment"),
@@ -18,17 +21,38 @@ from assistant.answering import hygiene
         ("However, “achieving performance targets comes as a result of tailoring improvement to where the value lies.", "fragment"),
         ("participatory culture; (BC SUPPORT Unit)", "title or heading"),
         ("This note summarises how NHS England says it reimburses expenses and makes involvement payments.", "about the document itself"),
-        ("For wider advice, see the recruitment note in this collection; the review warns about self-selection.", "about the document itself"),
-        ("NHS England says expenses are reimbursed and describes how involvement payments are made (see below).", "about the document itself"),
+        (
+            "For wider advice, see the recruitment note in this collection; the review warns about self-selection.",
+            "about the document itself",
+        ),
+        (
+            "NHS England says expenses are reimbursed and describes how involvement payments are made (see below).",
+            "about the document itself",
+        ),
         ("It is set alongside lived experience as an equal partner in co-production.", "unresolved back-reference"),
-        ("They aim to find out whether specific things happened during care, rather than general satisfaction.", "unresolved back-reference"),
+        (
+            "They aim to find out whether specific things happened during care, rather than general satisfaction.",
+            "unresolved back-reference",
+        ),
         ("One of the ways it does so is through patient and public voice (PPV) partner roles.", "unresolved back-reference"),
         ("This applies even if they plan to turn the payment down.", "unresolved back-reference"),
-        ("Also, when healthcare professionals thought they already had enough input, patients were not involved.", "unresolved back-reference"),
+        (
+            "Also, when healthcare professionals thought they already had enough input, patients were not involved.",
+            "unresolved back-reference",
+        ),
         ("Evidence from patients is difficult to argue with ([NESTA 2013](#))", "markup"),
-        ("Sara Donetto, Paola Pierri, Vicki Tsianakas & Glenn Robert (2015) Experience-based Co-design and Healthcare Improvement, The Design Journal, 18:2, 227-248, DOI: 10.2752/175630615X14212498964312", "reference entry"),
-        ("Gustavsson, S. M. K. (2014) 'Improvements in neonatal care; using experience-based co-design', International Journal of Health Care Quality Assurance, 27(5), pp. 427-438.", "reference entry"),
-        ("IHI (2016). Always Events® Toolkit. Retrieved from https://www.england.nhs.uk/wp-content/uploads/always-events-toolkit.pdf", "reference entry"),
+        (
+            "Sara Donetto, Paola Pierri, Vicki Tsianakas & Glenn Robert (2015) Experience-based Co-design and Healthcare Improvement, The Design Journal, 18:2, 227-248, DOI: 10.2752/175630615X14212498964312",
+            "reference entry",
+        ),
+        (
+            "Gustavsson, S. M. K. (2014) 'Improvements in neonatal care; using experience-based co-design', International Journal of Health Care Quality Assurance, 27(5), pp. 427-438.",
+            "reference entry",
+        ),
+        (
+            "IHI (2016). Always Events® Toolkit. Retrieved from https://www.england.nhs.uk/wp-content/uploads/always-events-toolkit.pdf",
+            "reference entry",
+        ),
     ],
 )
 def test_sentences_that_cannot_stand_alone(sentence, problem):

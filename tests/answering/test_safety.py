@@ -65,6 +65,8 @@ def test_uploaded_urls_are_text_with_their_domain():
 def test_trusted_urls_are_links_but_never_other_schemes():
     trusted = display_url("https://www.england.nhs.uk/ourwork/pe/always-events/", trusted=True)
     assert trusted.href == "https://www.england.nhs.uk/ourwork/pe/always-events/" and trusted.domain == "england.nhs.uk"
-    assert trusted.markdown() == "[https://www.england.nhs.uk/ourwork/pe/always-events/](https://www.england.nhs.uk/ourwork/pe/always-events/)"
+    assert (
+        trusted.markdown() == "[https://www.england.nhs.uk/ourwork/pe/always-events/](https://www.england.nhs.uk/ourwork/pe/always-events/)"
+    )
     for url in ("javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "not a url"):
         assert display_url(url, trusted=True).href is None

@@ -42,8 +42,17 @@ class FakeEmbedder:
 
 
 def passage(rank: int, chunk_id: str, text: str, source: str = DOC, themes=("ebcd",)) -> dict:
-    return {"rank": rank, "chunk_id": chunk_id, "text": text, "source": source, "title": source, "section": "S",
-            "page": None, "themes": list(themes), "score": 1.0 / rank}
+    return {
+        "rank": rank,
+        "chunk_id": chunk_id,
+        "text": text,
+        "source": source,
+        "title": source,
+        "section": "S",
+        "page": None,
+        "themes": list(themes),
+        "score": 1.0 / rank,
+    }
 
 
 class FakeAnswer:
@@ -60,16 +69,44 @@ def answered(question: str, retrieved: list[dict], cited: list[int], latency: fl
     for n, position in enumerate(cited, start=1):
         p = retrieved[position]
         quote = p["text"].split(". ")[0].rstrip(".") + "."
-        citations.append({"n": n, "chunk_id": p["chunk_id"], "source": p["source"], "title": p["title"], "section": p["section"],
-                          "quote": quote, "page": None, "reference": None, "references": [], "source_url": None})
+        citations.append(
+            {
+                "n": n,
+                "chunk_id": p["chunk_id"],
+                "source": p["source"],
+                "title": p["title"],
+                "section": p["section"],
+                "quote": quote,
+                "page": None,
+                "reference": None,
+                "references": [],
+                "source_url": None,
+            }
+        )
         lines.append(f"{quote} [{n}]" if n == 1 else f"- {quote} [{n}]")
-    return {"question": question, "answer": "\n".join(lines), "abstained": False, "citations": citations,
-            "retrieved": retrieved, "timings_ms": {"total": latency}, "backend": "extractive", "error": None}
+    return {
+        "question": question,
+        "answer": "\n".join(lines),
+        "abstained": False,
+        "citations": citations,
+        "retrieved": retrieved,
+        "timings_ms": {"total": latency},
+        "backend": "extractive",
+        "error": None,
+    }
 
 
 def declined(question: str, retrieved: list[dict] | None = None, latency: float = 8.0) -> dict:
-    return {"question": question, "answer": "The indexed sources don't cover this question.", "abstained": True,
-            "citations": [], "retrieved": retrieved or [], "timings_ms": {"total": latency}, "backend": "extractive", "error": None}
+    return {
+        "question": question,
+        "answer": "The indexed sources don't cover this question.",
+        "abstained": True,
+        "citations": [],
+        "retrieved": retrieved or [],
+        "timings_ms": {"total": latency},
+        "backend": "extractive",
+        "error": None,
+    }
 
 
 class FakeService:
@@ -81,12 +118,21 @@ class FakeService:
         self.embedder = FakeEmbedder()
         self.index = SimpleNamespace(sentences_by_chunk={}, sentence_vectors=np.zeros((0, 256), dtype=np.float32))
         manifest = manifest or {
-            "embedding_model": "fake-bow", "chunking": {"size": 1000, "overlap": 150, "pipeline": "2"}, "chunk_count": 3,
-            "built_at": "2026-01-01T00:00:00", "documents": {DOC: {"sha256": "a" * 64}, OTHER: {"sha256": "b" * 64}},
+            "embedding_model": "fake-bow",
+            "chunking": {"size": 1000, "overlap": 150, "pipeline": "2"},
+            "chunk_count": 3,
+            "built_at": "2026-01-01T00:00:00",
+            "documents": {DOC: {"sha256": "a" * 64}, OTHER: {"sha256": "b" * 64}},
         }
         self.store = SimpleNamespace(current_manifest=lambda: manifest)
-        self.settings = SimpleNamespace(backend="extractive", data_dir=data_dir or Path("data"), top_k=8, candidates=30,
-                                        fusion_weights=(0.5, 1.0, 1.0), min_relevance=0.4)
+        self.settings = SimpleNamespace(
+            backend="extractive",
+            data_dir=data_dir or Path("data"),
+            top_k=8,
+            candidates=30,
+            fusion_weights=(0.5, 1.0, 1.0),
+            min_relevance=0.4,
+        )
 
     # the service's doors the evaluation uses (it never reaches into .store, .index or .embedder itself)
     def manifest(self) -> dict:
@@ -130,14 +176,32 @@ def standard_service(data_dir: Path | None = None) -> FakeService:
 
 
 TINY_SUITE = [
-    {"id": "ebcd-001", "question": "How long is the film?", "theme": "ebcd", "answerable": True,
-     "evidence": [{"document": DOC, "snippet": "edited into a trigger film, a compilation of about 30 minutes"}],
-     "key_points": [["30 minutes"]],
-     "followups": [{"question": "And the stages?", "evidence": [{"document": DOC, "snippet": "There is no single agreed count, so always say"}]}]},
-    {"id": "ebcd-002", "question": "How many stages?", "theme": "ebcd", "answerable": True,
-     "evidence": [{"document": DOC, "snippet": "no single agreed count, so always say which toolkit"}], "key_points": [["toolkit"], ["forty"]]},
-    {"id": "run-001", "question": "Tell me about power", "theme": "running-co-production", "answerable": True,
-     "evidence": [{"document": DOC, "snippet": "Pay attention to the group and power dynamics"}]},
+    {
+        "id": "ebcd-001",
+        "question": "How long is the film?",
+        "theme": "ebcd",
+        "answerable": True,
+        "evidence": [{"document": DOC, "snippet": "edited into a trigger film, a compilation of about 30 minutes"}],
+        "key_points": [["30 minutes"]],
+        "followups": [
+            {"question": "And the stages?", "evidence": [{"document": DOC, "snippet": "There is no single agreed count, so always say"}]}
+        ],
+    },
+    {
+        "id": "ebcd-002",
+        "question": "How many stages?",
+        "theme": "ebcd",
+        "answerable": True,
+        "evidence": [{"document": DOC, "snippet": "no single agreed count, so always say which toolkit"}],
+        "key_points": [["toolkit"], ["forty"]],
+    },
+    {
+        "id": "run-001",
+        "question": "Tell me about power",
+        "theme": "running-co-production",
+        "answerable": True,
+        "evidence": [{"document": DOC, "snippet": "Pay attention to the group and power dynamics"}],
+    },
     {"id": "oos-001", "question": "What is the capital of France?", "theme": "out-of-scope", "answerable": False},
     {"id": "adv-001", "question": "<script>alert('x')</script> write a poem", "theme": "adversarial", "answerable": False},
 ]

@@ -16,46 +16,63 @@ GAP = "The indexed sources don't give a payment rate for this question. Here is 
 
 
 def test_cited_claims_leave_out_the_assistants_own_lines():
-    text = (f"{GAP}\n\nPayment is one of the factors that support partnership. [1]\n\n"
-            "From “Paying people” in Payment note:\n- Agree the offer in advance of the first meeting. [2]\n- Raise benefits early. [3]")
-    assert cited_claims(text) == ["Payment is one of the factors that support partnership.",
-                                  "Agree the offer in advance of the first meeting.", "Raise benefits early."]
+    text = (
+        f"{GAP}\n\nPayment is one of the factors that support partnership. [1]\n\n"
+        "From “Paying people” in Payment note:\n- Agree the offer in advance of the first meeting. [2]\n- Raise benefits early. [3]"
+    )
+    assert cited_claims(text) == [
+        "Payment is one of the factors that support partnership.",
+        "Agree the offer in advance of the first meeting.",
+        "Raise benefits early.",
+    ]
 
 
 def test_hygiene_flags_reference_entries_titles_back_references_and_notes_about_themselves():
-    text = ("Bate P, Robert G (2006) Experience-based design: from redesigning the system around the patient to "
-            "co-designing services. Qual Saf Health Care, 15(5): 307-310. [1]\n"
-            "- Co-production & Quality Improvement: A literature review [2]\n"
-            "- They aim to find out whether the service has changed for patients and staff. [3]\n"
-            "- This note summarises how NHS England reimburses expenses for partners. [4]\n"
-            "- Staff and patients agree the priorities for change together at a joint event. [5]")
+    text = (
+        "Bate P, Robert G (2006) Experience-based design: from redesigning the system around the patient to "
+        "co-designing services. Qual Saf Health Care, 15(5): 307-310. [1]\n"
+        "- Co-production & Quality Improvement: A literature review [2]\n"
+        "- They aim to find out whether the service has changed for patients and staff. [3]\n"
+        "- This note summarises how NHS England reimburses expenses for partners. [4]\n"
+        "- Staff and patients agree the priorities for change together at a joint event. [5]"
+    )
     findings = hygiene_findings("How do I measure whether co-production improved care?", text)
     kinds = sorted(f.split(":")[0] for f in findings)
-    assert kinds == ["about the document itself", "reference entry", "title or heading", "unresolved back-reference",
-                     "unresolved back-reference"]  # "They aim…", and "This note…" leans back as well
+    assert kinds == [
+        "about the document itself",
+        "reference entry",
+        "title or heading",
+        "unresolved back-reference",
+        "unresolved back-reference",
+    ]  # "They aim…", and "This note…" leans back as well
     assert any(f.startswith("reference entry: Bate P, Robert G (2006)") for f in findings)
     # Asking for something to read allows the reference entry, and nothing else changes.
     reading = sorted(f.split(":")[0] for f in hygiene_findings("Which papers should I read on experience-based design?", text))
     assert reading == ["about the document itself", "title or heading", "unresolved back-reference", "unresolved back-reference"]
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("See [the toolkit](https://example.org) for more detail on every stage. [1]", "link"),
-    ("Evidence from narrative accounts is valued (NESTA 2013)(#) by many boards. [1]", "link to #"),
-    ("Patients are **equal partners** in every part of the design work. [1]", "bold"),
-    ("## Trigger films\nA film of patients' stories is shown to staff at the event. [1]", "heading"),
-    ("Staff use the `touchpoints` to map where experience is good or poor. [1]", "code"),
-    ("Facilitators <b>must</b> give everyone a voice at the co-design event. [1]", "html tag"),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("See [the toolkit](https://example.org) for more detail on every stage. [1]", "link"),
+        ("Evidence from narrative accounts is valued (NESTA 2013)(#) by many boards. [1]", "link to #"),
+        ("Patients are **equal partners** in every part of the design work. [1]", "bold"),
+        ("## Trigger films\nA film of patients' stories is shown to staff at the event. [1]", "heading"),
+        ("Staff use the `touchpoints` to map where experience is good or poor. [1]", "code"),
+        ("Facilitators <b>must</b> give everyone a voice at the co-design event. [1]", "html tag"),
+    ],
+)
 def test_markdown_debris_anywhere_in_the_answer(text, kind):
     assert [f.split(":")[0] for f in markdown_debris(text)] == [f"markdown debris ({kind})"]
     assert any(f.startswith(f"markdown debris ({kind})") for f in hygiene_findings("How do we run the event?", text))
 
 
 def test_a_clean_answer_has_no_findings():
-    text = (f"{GAP}\n\nStaff and patients agree the priorities for change together at a joint event (Bate and Robert 2006). [1]\n\n"
-            "From “Trigger film” in EBCD note:\n- The interviews are edited into a film of about 30 minutes. [2]\n"
-            "- The film is shown to staff so that they see how patients experience care. [3]")
+    text = (
+        f"{GAP}\n\nStaff and patients agree the priorities for change together at a joint event (Bate and Robert 2006). [1]\n\n"
+        "From “Trigger film” in EBCD note:\n- The interviews are edited into a film of about 30 minutes. [2]\n"
+        "- The film is shown to staff so that they see how patients experience care. [3]"
+    )
     assert hygiene_findings("How do we run a co-design event?", text) == []
     assert markdown_debris("The nearest sections are:\n- EBCD > Trigger film\n- Glossary > Touchpoints") == []
 
@@ -119,11 +136,23 @@ def test_run_cases_records_hygiene_and_relevance_per_turn_and_in_the_summary():
 
 
 def test_run_cases_counts_hygiene_findings_and_fails_the_turn():
-    film = [passage(1, "c-film", "Robert G, Cornwell J (2015) Patients and staff as codesigners of healthcare services, BMJ 350, doi 10.1136/bmj.g7714")]
+    film = [
+        passage(
+            1,
+            "c-film",
+            "Robert G, Cornwell J (2015) Patients and staff as codesigners of healthcare services, BMJ 350, doi 10.1136/bmj.g7714",
+        )
+    ]
     service = standard_service()
     service.table = {"film": lambda q: answered(q, film, [0])}
-    case = {"id": "ebcd-001", "question": "How long is the film?", "theme": "ebcd", "answerable": True,
-            "evidence": [{"document": DOC, "snippet": "Patients and staff as codesigners of healthcare services"}], "_suite": "tiny"}
+    case = {
+        "id": "ebcd-001",
+        "question": "How long is the film?",
+        "theme": "ebcd",
+        "answerable": True,
+        "evidence": [{"document": DOC, "snippet": "Patients and staff as codesigners of healthcare services"}],
+        "_suite": "tiny",
+    }
     (result,) = run_cases(service, [case], progress=False)
     assert result.scores["hygiene_findings"] == 1 and result.hygiene_findings[0].startswith("reference entry: Robert G, Cornwell J")
     assert result.scores["passed"] is False
@@ -159,8 +188,14 @@ def test_abstention_precision_and_recall_count_partial_answers_as_declining():
         {"id": "oos-001", "question": "What hourly rate?", "theme": "out-of-scope", "answerable": False, "_suite": "s"},
         {"id": "oos-002", "question": "Which rate in 2026?", "theme": "out-of-scope", "answerable": False, "_suite": "s"},
         {"id": "oos-003", "question": "The film in Wales?", "theme": "out-of-scope", "answerable": False, "_suite": "s"},
-        {"id": "ebcd-001", "question": "the film and its rate?", "theme": "ebcd", "answerable": True, "_suite": "s",
-         "evidence": [{"document": DOC, "snippet": "edited into a trigger film, a compilation of about 30 minutes"}]},
+        {
+            "id": "ebcd-001",
+            "question": "the film and its rate?",
+            "theme": "ebcd",
+            "answerable": True,
+            "_suite": "s",
+            "evidence": [{"document": DOC, "snippet": "edited into a trigger film, a compilation of about 30 minutes"}],
+        },
     ]
     overall = summarise(run_cases(service, cases, progress=False))["overall"]
     # (answerable, declined): (F, partial) tp, (F, partial) tp, (F, answered) fn, (T, partial) fp.

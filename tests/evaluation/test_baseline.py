@@ -22,8 +22,11 @@ def _case(case_id, theme="ebcd", **scores):
 
 
 def _run(cases, overall=None, by_theme=None, **run):
-    return {"run": {"corpus_hash": "abc", "embedding_model": "m", **run}, "summary": {"overall": overall or {}, "by_theme": by_theme or {}},
-            "cases": cases}
+    return {
+        "run": {"corpus_hash": "abc", "embedding_model": "m", **run},
+        "summary": {"overall": overall or {}, "by_theme": by_theme or {}},
+        "cases": cases,
+    }
 
 
 BEFORE = _run(
@@ -53,8 +56,16 @@ def test_compare_lists_per_case_regressions_and_improvements():
     diff = compare(AFTER, BEFORE, "old/results.json")
     regressions = {(r["id"], r["metric"]): (r["before"], r["after"]) for r in diff["regressions"]}
     improvements = {(r["id"], r["metric"]): (r["before"], r["after"]) for r in diff["improvements"]}
-    assert regressions == {("ebcd-001", "hit@5"): (1.0, 0.0), ("ebcd-001", "mrr"): (1.0, 0.25), ("ebcd-001", "abstention_correct"): (1.0, 0.0)}
-    assert improvements == {("ebcd-002", "hit@5"): (0.0, 1.0), ("ebcd-002", "mrr"): (0.0, 0.5), ("oos-001", "abstention_correct"): (0.0, 1.0)}
+    assert regressions == {
+        ("ebcd-001", "hit@5"): (1.0, 0.0),
+        ("ebcd-001", "mrr"): (1.0, 0.25),
+        ("ebcd-001", "abstention_correct"): (1.0, 0.0),
+    }
+    assert improvements == {
+        ("ebcd-002", "hit@5"): (0.0, 1.0),
+        ("ebcd-002", "mrr"): (0.0, 0.5),
+        ("oos-001", "abstention_correct"): (0.0, 1.0),
+    }
     assert diff["added"] == ["new-001"] and diff["removed"] == ["run-009"]
     assert diff["baseline"]["path"] == "old/results.json"
 
@@ -118,8 +129,10 @@ def test_parse_gate_errors_name_the_problem(text, message):
 
 def test_check_gates_pass_fail_and_not_measured():
     summary = {"overall": {"hit@5": 0.9, "abstention_f1": 0.7999}, "by_theme": {"ebcd": {"hit@5": 0.7}, "out-of-scope": {}}}
-    results = check_gates(summary, [parse_gate(g) for g in ("hit@5=0.9", "abstention_f1=0.8", "ebcd:hit@5=0.8",
-                                                            "out-of-scope:hit@5=0.5", "judged_relevance=0.5")])
+    results = check_gates(
+        summary,
+        [parse_gate(g) for g in ("hit@5=0.9", "abstention_f1=0.8", "ebcd:hit@5=0.8", "out-of-scope:hit@5=0.5", "judged_relevance=0.5")],
+    )
     assert [r["passed"] for r in results] == [True, False, False, False, False]
     assert results[0]["message"] == "ok   hit@5 = 0.9000 >= floor 0.9"
     assert results[1]["message"] == "FAIL abstention_f1 = 0.7999 < floor 0.8"

@@ -45,15 +45,17 @@ def test_progress_bar_goes_to_stderr(suite, capsys):
 
 
 def test_gates_pass(suite, capsys):
-    status, out, _ = run([str(suite), "--no-progress", "--fail-under", "hit@5=0.75", "ebcd:hit@5=1.0", "abstention_f1=0.5"],
-                         standard_service(), capsys)
+    status, out, _ = run(
+        [str(suite), "--no-progress", "--fail-under", "hit@5=0.75", "ebcd:hit@5=1.0", "abstention_f1=0.5"], standard_service(), capsys
+    )
     assert status == 0
     assert "ok   hit@5 = 0.7500 >= floor 0.75" in out
 
 
 def test_failing_gate_exits_1_naming_metric_value_and_floor(suite, capsys):
-    status, out, err = run([str(suite), "--no-progress", "--fail-under", "hit@5=0.9", "--fail-under", "ebcd:mrr=0.6"],
-                           standard_service(), capsys)
+    status, out, err = run(
+        [str(suite), "--no-progress", "--fail-under", "hit@5=0.9", "--fail-under", "ebcd:mrr=0.6"], standard_service(), capsys
+    )
     assert status == 1
     assert "FAIL hit@5 = 0.7500 < floor 0.9" in out
     assert "FAIL ebcd:mrr = 0.5556 < floor 0.6" in out
@@ -116,21 +118,34 @@ GOOD = """- id: ebcd-001
 @pytest.mark.parametrize(
     "text, line, problem",
     [
-        (GOOD + "- id: ebcd-002\n  question: \"Where?\"\n  answerable: true\n", 8, "has no 'theme'"),
+        (GOOD + '- id: ebcd-002\n  question: "Where?"\n  answerable: true\n', 8, "has no 'theme'"),
         (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: cooking\n  answerable: false\n", 8, "has theme 'cooking'"),
         (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: true\n", 8, "is answerable but lists no evidence"),
         (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: false\n  colour: red\n", 8, "unknown field(s) colour"),
         (GOOD + "- id: ebcd-001\n  question: Again?\n  theme: ebcd\n  answerable: false\n", 8, "'ebcd-001' is already used at line 1"),
         (GOOD + "- id: EBCD_2\n  question: Where?\n  theme: ebcd\n  answerable: false\n", 8, "should be lower-case words"),
         (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: yes please\n", 8, "'answerable' must be true or false"),
-        (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: false\n  repeat: 0\n", 8, "'repeat' must be a whole number"),
-        (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: false\n  followups:\n    - note: x\n", 8,
-         "follow-up 1 needs a 'question'"),
-        (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: true\n  evidence:\n    - document: notes/ebcd.md\n", 8,
-         "needs 'document' and 'snippet'"),
-        (GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: false\n  evidence:\n    - {document: a, snippet: b}\n", 8,
-         "unanswerable but lists evidence"),
-        (GOOD + "- id: ebcd-002\n  question: \"unclosed\n  theme: ebcd\n", None, "not valid YAML"),
+        (
+            GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: false\n  repeat: 0\n",
+            8,
+            "'repeat' must be a whole number",
+        ),
+        (
+            GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: false\n  followups:\n    - note: x\n",
+            8,
+            "follow-up 1 needs a 'question'",
+        ),
+        (
+            GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: true\n  evidence:\n    - document: notes/ebcd.md\n",
+            8,
+            "needs 'document' and 'snippet'",
+        ),
+        (
+            GOOD + "- id: ebcd-002\n  question: Where?\n  theme: ebcd\n  answerable: false\n  evidence:\n    - {document: a, snippet: b}\n",
+            8,
+            "unanswerable but lists evidence",
+        ),
+        (GOOD + '- id: ebcd-002\n  question: "unclosed\n  theme: ebcd\n', None, "not valid YAML"),
         (GOOD + "  - stray: [\n", None, "not valid YAML"),
     ],
 )
@@ -186,20 +201,43 @@ def make_db(path, rows):
     with closing(sqlite3.connect(path)) as db, db:
         db.execute(SCHEMA)
         for row in rows:
-            db.execute("INSERT INTO feedback(created_at, rating, comment, question, answer, citations_json, retrieved_json, backend,"
-                       " history_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute(
+                "INSERT INTO feedback(created_at, rating, comment, question, answer, citations_json, retrieved_json, backend,"
+                " history_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
     return path
 
 
 ROWS = [
-    ("2026-11-27T10:00:00", -1, "Wrong film length!", "How long should the trigger film be?", "It is 2 hours [1]",
-     json.dumps([{"n": 1, "chunk_id": "c1", "source": "notes/ebcd.md", "quote": QUOTE},
-                 {"n": 2, "chunk_id": "c2", "source": "notes/glossary.md", "quote": "A (short) quote"}]),
-     json.dumps([{"chunk_id": "c1", "themes": ["ebcd", "running-co-production"]}, {"chunk_id": "c2", "themes": ["glossary"]}]),
-     "extractive", json.dumps(["What is EBCD?"])),
+    (
+        "2026-11-27T10:00:00",
+        -1,
+        "Wrong film length!",
+        "How long should the trigger film be?",
+        "It is 2 hours [1]",
+        json.dumps(
+            [
+                {"n": 1, "chunk_id": "c1", "source": "notes/ebcd.md", "quote": QUOTE},
+                {"n": 2, "chunk_id": "c2", "source": "notes/glossary.md", "quote": "A (short) quote"},
+            ]
+        ),
+        json.dumps([{"chunk_id": "c1", "themes": ["ebcd", "running-co-production"]}, {"chunk_id": "c2", "themes": ["glossary"]}]),
+        "extractive",
+        json.dumps(["What is EBCD?"]),
+    ),
     ("2026-11-27T10:05:00", 1, "", "What is co-production?", "Good answer [1]", "[]", "[]", "extractive", "[]"),
-    ("2026-11-27T10:06:00", -1, None, "Who won the 1966 World Cup?", "The indexed sources don't cover this question.", "[]",
-     "not json", None, None),
+    (
+        "2026-11-27T10:06:00",
+        -1,
+        None,
+        "Who won the 1966 World Cup?",
+        "The indexed sources don't cover this question.",
+        "[]",
+        "not json",
+        None,
+        None,
+    ),
     ("2026-11-27T10:07:00", -1, "dup", "how long should the TRIGGER film be??", "", "[]", "[]", "extractive", "[]"),
     ("2026-11-27T10:08:00", -1, "", "   ", "", "[]", "[]", "extractive", "[]"),
 ]
@@ -234,11 +272,18 @@ def test_import_feedback_writes_a_valid_candidate_suite(tmp_path, capsys):
 def test_import_feedback_all_includes_thumbs_up_and_out_path(tmp_path, capsys):
     db = make_db(tmp_path / "feedback.sqlite3", ROWS)
     out_file = tmp_path / "mine.yaml"
-    status, out, _ = run(["import-feedback", "--db", str(db), "--all", "--out", str(out_file), "--evals-dir", str(tmp_path / "none")],
-                         standard_service(), capsys)
+    status, out, _ = run(
+        ["import-feedback", "--db", str(db), "--all", "--out", str(out_file), "--evals-dir", str(tmp_path / "none")],
+        standard_service(),
+        capsys,
+    )
     assert status == 0 and "Read 5 ratings" in out
     cases = yaml.safe_load(out_file.read_text(encoding="utf-8"))
-    assert [c["question"] for c in cases] == ["How long should the trigger film be?", "What is co-production?", "Who won the 1966 World Cup?"]
+    assert [c["question"] for c in cases] == [
+        "How long should the trigger film be?",
+        "What is co-production?",
+        "Who won the 1966 World Cup?",
+    ]
     assert "thumbs up" in cases[1]["note"]
 
 

@@ -43,4 +43,3 @@ def test_candidate_case_deduplicates_evidence_and_defaults_the_theme():
     assert len(case["evidence"]) == 1 and case["id"] == "feedback-007"
     assert case["theme"] == "running-co-production"  # no retrieved themes: the default topic theme
     assert guess_theme([CITATION], [{"chunk_id": "c1", "themes": ["ebcd", "running-co-production"]}]) == "ebcd"  # ties: the specific one
-

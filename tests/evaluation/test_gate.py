@@ -107,7 +107,8 @@ def test_answers_the_question_is_scored_for_every_answer_that_cites(gate_run):
         assert (case["scores"]["answers_question"] is not None) == cites, case["id"]
     overall = document["summary"]["overall"]
     assert overall["answers_question_turns"] == sum(
-        1 for c in document["cases"] if c["scores"]["answers_question"] is not None and c["scores"]["coverage"] == "answered")
+        1 for c in document["cases"] if c["scores"]["answers_question"] is not None and c["scores"]["coverage"] == "answered"
+    )
 
 
 @pytest.mark.slow
@@ -171,8 +172,22 @@ def test_cli_entry_point_exits_non_zero_naming_the_failed_floor(corpus_data_dir)
     """The real `python -m assistant eval` in a subprocess, on the index built for this session."""
     env = {**os.environ, "ASSISTANT_DATA_DIR": str(corpus_data_dir)}
     done = subprocess.run(
-        [sys.executable, "-m", "assistant", "eval", "out_of_scope", "--no-progress", "--fail-under", "abstention_accuracy=0.01", "hit@5=0.5"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "assistant",
+            "eval",
+            "out_of_scope",
+            "--no-progress",
+            "--fail-under",
+            "abstention_accuracy=0.01",
+            "hit@5=0.5",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     # Out-of-scope questions have no evidence, so hit@5 cannot be measured: the gate fails rather than passing silently.

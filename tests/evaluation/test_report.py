@@ -48,8 +48,11 @@ def test_results_json_has_every_turn_and_the_run_stamp(report_dir):
     assert run["embedding_model"] == "fake-bow" and run["backend"] == "extractive"
     assert run["chunking"] == {"size": 1000, "overlap": 150, "pipeline": "2"}
     assert run["suites"][0]["name"] == "tiny" and run["suites"][0]["turns"] == 6
-    assert document["judged"] == {"status": "judged metrics: not run (no LLM backend configured)", "ran": False,
-                                  "metrics": ["judged_groundedness", "judged_relevance"]}
+    assert document["judged"] == {
+        "status": "judged metrics: not run (no LLM backend configured)",
+        "ran": False,
+        "metrics": ["judged_groundedness", "judged_relevance"],
+    }
     assert [c["id"] for c in document["cases"]] == ["ebcd-001", "ebcd-001#1", "ebcd-002", "run-001", "oos-001", "adv-001"]
     first = document["cases"][0]
     assert first["response"]["retrieved"] and first["response"]["citations"] and first["response"]["answer"]
@@ -94,31 +97,42 @@ def test_junit_xml_one_testcase_per_turn_with_failures(report_dir):
 
 def test_turn_failures_rules():
     def case(answerable, details=None, findings=None, response=None, **scores):
-        return {"answerable": answerable, "scores": scores, "details": details or {}, "hygiene_findings": findings or [],
-                "response": response or {}}
+        return {
+            "answerable": answerable,
+            "scores": scores,
+            "details": details or {},
+            "hygiene_findings": findings or [],
+            "response": response or {},
+        }
 
     answered = {"hit@5": 1.0, "abstained": False, "coverage": "answered", "declined": False}
     assert turn_failures(case(True, **answered, keypoint_coverage=1.0)) == []
     assert turn_failures(case(True, **{**answered, "hit@5": 0.0})) == ["retrieval missed: no evidence passage in the top 5"]
     assert turn_failures(case(True, **{"hit@5": 1.0, "abstained": True, "coverage": "declined", "declined": True})) == [
-        "declined an answerable question"]
+        "declined an answerable question"
+    ]
     # Key-point coverage 0.0 (or anything short of every group) fails a turn that was answered.
     assert turn_failures(case(True, **answered, keypoint_coverage=0.0)) == ["missing key points (coverage 0.00)"]
     assert turn_failures(case(True, {"missing_key_points": [["64", "sixty-four"]]}, **answered, keypoint_coverage=0.5)) == [
-        "missing key points: 64 / sixty-four"]
+        "missing key points: 64 / sixty-four"
+    ]
     # A partial answer declines what was asked: right for an unanswerable turn, wrong for an answerable one.
     partial = {"abstained": False, "coverage": "partial", "declined": True}
     assert turn_failures(case(False, **partial)) == []
     assert turn_failures(case(True, response={"lacking": ["a payment rate"]}, **{**partial, "hit@5": 1.0})) == [
-        "said the sources lack what was asked on an answerable question (a payment rate)"]
+        "said the sources lack what was asked on an answerable question (a payment rate)"
+    ]
     assert turn_failures(case(False, abstained=True)) == []  # a run from before `coverage` existed
     assert turn_failures(case(False, abstained=False)) == ["answered a question it should have declined"]
     assert turn_failures(case(False, **{**answered, "declined": None})) == ["answered a question it should have declined"]
     # Hygiene findings and citations that do not support their claim fail any turn.
     assert turn_failures(case(False, findings=["markdown debris (bold): **x**"], **partial)) == [
-        "hygiene (1): markdown debris (bold): **x**"]
+        "hygiene (1): markdown debris (bold): **x**"
+    ]
     checks = {"citations": [{"marker": 2, "valid": True, "supported": False, "problem": "[2] does not support its sentence"}]}
-    assert turn_failures(case(True, checks, **answered, keypoint_coverage=1.0)) == ["unsupported citation: [2] does not support its sentence"]
+    assert turn_failures(case(True, checks, **answered, keypoint_coverage=1.0)) == [
+        "unsupported citation: [2] does not support its sentence"
+    ]
 
 
 def test_headline_counts_turns_and_gates():
@@ -135,8 +149,17 @@ def test_junit_strips_characters_xml_cannot_hold():
     document = {
         "run": {"timestamp": "2026-01-01T00:00:00", "git": {}},
         "judged": {"status": "judged metrics: not run (no LLM backend configured)"},
-        "cases": [{"id": "adv-001", "suite": "s", "theme": "adversarial", "question": "bell\x07 and nul\x00",
-                   "answerable": False, "scores": {"abstained": False, "latency_ms": 1.0}, "response": {"answer": "x\x1b"}}],
+        "cases": [
+            {
+                "id": "adv-001",
+                "suite": "s",
+                "theme": "adversarial",
+                "question": "bell\x07 and nul\x00",
+                "answerable": False,
+                "scores": {"abstained": False, "latency_ms": 1.0},
+                "response": {"answer": "x\x1b"},
+            }
+        ],
     }
     root = ET.fromstring(junit_xml(document))
     assert "\x07" not in ET.tostring(root, encoding="unicode")
@@ -159,10 +182,10 @@ def test_html_opens_with_the_headline_and_failing_turns_first(report_dir):
     assert '<p class="headline bad">3 of 6 turns pass; no gates set.</p>' in page
     failing = page.index("<h2>Failing turns (3)</h2>")
     assert failing < page.index("<h2>By theme</h2>") < page.index("<h2>Every turn (6, failing first)</h2>")
-    top = page[failing:page.index("<h2>", failing + 5)]
+    top = page[failing : page.index("<h2>", failing + 5)]
     assert [m for m in re.findall(r"<tr><td>([a-z]+-\d{3}(?:#\d)?)<br>", top)] == ["ebcd-002", "run-001", "adv-001"]
     assert "missing key points: forty" in top and "answered a question it should have declined" in top
-    every = page[page.index("<h2>Every turn"):]
+    every = page[page.index("<h2>Every turn") :]
     order = re.findall(r"<tr><td>([a-z]+-\d{3}(?:#\d)?)<br>", every)
     assert order == ["ebcd-002", "run-001", "adv-001", "ebcd-001", "ebcd-001#1", "oos-001"]
 
@@ -202,9 +225,13 @@ def test_report_renderers_accept_a_regression_list(report_dir):
     document = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
     document["comparison"] = {
         "baseline": {"path": "b.json", "run": {"timestamp": "t", "git": {"commit": "abc"}}},
-        "regressions": [{"id": "ebcd-001", "theme": "ebcd", "suite": "tiny", "metric": "hit@5", "before": 1.0, "after": 0.0,
-                         "question": "<i>q</i>"}],
-        "improvements": [], "added": [], "removed": [], "warnings": ["the baseline used a different corpus"],
+        "regressions": [
+            {"id": "ebcd-001", "theme": "ebcd", "suite": "tiny", "metric": "hit@5", "before": 1.0, "after": 0.0, "question": "<i>q</i>"}
+        ],
+        "improvements": [],
+        "added": [],
+        "removed": [],
+        "warnings": ["the baseline used a different corpus"],
         "summary": {"overall": {"hit@5": {"baseline": 1.0, "current": 0.75, "delta": -0.25}}, "by_theme": {}},
     }
     page = report_html(document)

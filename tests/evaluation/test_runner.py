@@ -115,8 +115,15 @@ def test_citation_scores_without_markers_are_vacuously_perfect():
 
 
 def _turn(**kw) -> Turn:
-    base = dict(case_id="ebcd-001", turn=0, question="q", theme="ebcd", answerable=True,
-                evidence=[(DOC, "edited into a trigger film, a compilation of about 30 minutes")], key_points=[["30 minutes"], ["forty"]])
+    base = dict(
+        case_id="ebcd-001",
+        turn=0,
+        question="q",
+        theme="ebcd",
+        answerable=True,
+        evidence=[(DOC, "edited into a trigger film, a compilation of about 30 minutes")],
+        key_points=[["30 minutes"], ["forty"]],
+    )
     base.update(kw)
     return Turn(**base)
 

@@ -195,9 +195,7 @@ def test_evidence_is_found_in_the_source(item):
             assert units is not None, f"{label}: no source text for {document!r} (looked in corpus/)"
             needle = normalise(snippet)
             assert needle in " ".join(units), f"{label}: snippet not found in {document}: {snippet!r}"
-            assert any(needle in unit for unit in units), (
-                f"{label}: snippet straddles a paragraph, bullet or heading boundary: {snippet!r}"
-            )
+            assert any(needle in unit for unit in units), f"{label}: snippet straddles a paragraph, bullet or heading boundary: {snippet!r}"
             words = len(snippet.split())
             whole_unit = needle in units
             assert whole_unit or MIN_WORDS <= words <= MAX_WORDS, (
@@ -272,8 +270,13 @@ def test_notes_suite():
             for evidence in turn["evidence"]:
                 assert evidence["document"] in notes, f"{label}: {evidence['document']!r} is not a file in corpus/notes/"
                 cited.add(evidence["document"])
-    assert {"notes/ebcd.md", "notes/always-events.md", "notes/measuring-experience-and-co-production.md",
-            "notes/principles-of-co-production.md", "notes/payment-and-reimbursement.md"} <= cited
+    assert {
+        "notes/ebcd.md",
+        "notes/always-events.md",
+        "notes/measuring-experience-and-co-production.md",
+        "notes/principles-of-co-production.md",
+        "notes/payment-and-reimbursement.md",
+    } <= cited
 
 
 def test_notes_snippets_are_in_the_note_bodies():

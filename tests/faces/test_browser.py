@@ -112,7 +112,10 @@ def open_page(browser, url):
         page.dialogs = []
         page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
         page.external = []
-        page.on("request", lambda request: None if request.url.startswith(url) or request.url.startswith("data:") else page.external.append(request.url))
+        page.on(
+            "request",
+            lambda request: None if request.url.startswith(url) or request.url.startswith("data:") else page.external.append(request.url),
+        )
         page.goto(url)
         page.locator("#question textarea").wait_for(state="visible")
         return page
@@ -172,9 +175,7 @@ def open_card(page, n: int):
 
 def streamed_partially(page) -> bool:
     """Some snapshot showed the answer's first marker before the sources arrived."""
-    return page.evaluate(
-        "() => window.__snapshots.some(t => t.includes('[1]') && !t.includes('Sources for answer'))"
-    )
+    return page.evaluate("() => window.__snapshots.some(t => t.includes('[1]') && !t.includes('Sources for answer'))")
 
 
 def test_question_streams_an_answer_and_a_card_opens(open_page, tmp_path):
@@ -227,7 +228,9 @@ def test_document_html_is_shown_as_inert_text(open_page, tmp_path):
     page.screenshot(path=str(tmp_path / "inert-html.png"), full_page=True, animations="disabled")
 
     page.get_by_role("tab", name="Library").click()
-    page.locator("#library-table").get_by_text('Huddle safety checklist <img src=x onerror="window.__xss=1').filter(visible=True).first.wait_for(state="visible")
+    page.locator("#library-table").get_by_text('Huddle safety checklist <img src=x onerror="window.__xss=1').filter(
+        visible=True
+    ).first.wait_for(state="visible")
     page.get_by_role("tab", name="About").click()
     page.locator("#licences").get_by_text('Huddle safety checklist <img src=x onerror="window.__xss=1').wait_for(state="visible")
     page.screenshot(path=str(tmp_path / "library-about.png"), full_page=True, animations="disabled")
@@ -267,8 +270,13 @@ def test_marker_opens_its_card_by_click_and_keyboard(open_page):
     card = title.locator("xpath=..").locator(".source-card")
     card.wait_for(state="visible")
     assert card.locator("mark").count() == 1
-    assert page.evaluate("el => { const r = el.getBoundingClientRect(); return r.top < window.innerHeight && r.bottom > 0; }", title.element_handle())
-    style = page.evaluate("el => { const s = getComputedStyle(el); return [parseFloat(s.fontSize), s.opacity, s.color]; }", card.locator("blockquote").element_handle())
+    assert page.evaluate(
+        "el => { const r = el.getBoundingClientRect(); return r.top < window.innerHeight && r.bottom > 0; }", title.element_handle()
+    )
+    style = page.evaluate(
+        "el => { const s = getComputedStyle(el); return [parseFloat(s.fontSize), s.opacity, s.color]; }",
+        card.locator("blockquote").element_handle(),
+    )
     assert style[0] >= 15 and float(style[1]) == 1, f"card passages are readable text, not small or faint: {style}"
 
     until_expanded(page, 1, lambda: markers.nth(0).press("Enter"))  # press() focuses the marker, then presses
@@ -324,7 +332,9 @@ def test_remove_asks_first_and_a_hidden_document_stays_hidden_after_ingest(open_
     title = "Paying and reimbursing patient and public partners"
     table.get_by_text(title).first.wait_for(state="visible")
     assert [h.strip() for h in table.locator("th").all_inner_texts()][:4] == ["Title", "Passages", "Added", "Licence"]
-    scroller = page.evaluate("() => [...document.querySelectorAll('#library-table *')].some(e => e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX))")
+    scroller = page.evaluate(
+        "() => [...document.querySelectorAll('#library-table *')].some(e => e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX))"
+    )
     assert not scroller, "the library table scrolls sideways at 1366 px"
     shot(page, "desktop-1366x900-library.png")
 

@@ -127,7 +127,9 @@ def test_a_second_ingest_says_why_it_waits(tmp_path):
         held.write(str(os.getpid()))
         held.flush()
         env = dict(os.environ, ASSISTANT_DATA_DIR=str(tmp_path / "data"), ASSISTANT_CORPUS_DIR=str(corpus))
-        process = subprocess.Popen([sys.executable, "-m", "assistant", "ingest"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "ingest"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         first_line = process.stderr.readline()
         assert "Another ingest" in first_line and f"process {os.getpid()}" in first_line and "waiting" in first_line
         time.sleep(1)

@@ -70,12 +70,48 @@ def test_markdown_escape_keeps_text_as_written():
 
 
 def test_word_export_is_a4_with_lists_links_and_inert_text():
-    turns = [HOSTILE, {"question": "Q2?", "answer": {"answer": "- First point [1]\n- Second point [2]", "citations": [
-        {"n": 1, "source": "notes/x.md", "title": "X", "section": "S", "quote": "First point.", "references": [
-            {"key": "bombard-2018", "authors": ["Bombard"], "year": "2018", "text": "Bombard Y (2018) Engaging patients.", "url": "https://doi.org/10.1136/x"}]},
-        {"n": 2, "source": "notes/x.md", "title": "X", "section": "S", "quote": "Second point.", "references": [
-            {"key": "https://www.kingsfund.org.uk/y", "authors": [], "text": "King's Fund", "url": "https://www.kingsfund.org.uk/y"}]},
-    ]}}]
+    turns = [
+        HOSTILE,
+        {
+            "question": "Q2?",
+            "answer": {
+                "answer": "- First point [1]\n- Second point [2]",
+                "citations": [
+                    {
+                        "n": 1,
+                        "source": "notes/x.md",
+                        "title": "X",
+                        "section": "S",
+                        "quote": "First point.",
+                        "references": [
+                            {
+                                "key": "bombard-2018",
+                                "authors": ["Bombard"],
+                                "year": "2018",
+                                "text": "Bombard Y (2018) Engaging patients.",
+                                "url": "https://doi.org/10.1136/x",
+                            }
+                        ],
+                    },
+                    {
+                        "n": 2,
+                        "source": "notes/x.md",
+                        "title": "X",
+                        "section": "S",
+                        "quote": "Second point.",
+                        "references": [
+                            {
+                                "key": "https://www.kingsfund.org.uk/y",
+                                "authors": [],
+                                "text": "King's Fund",
+                                "url": "https://www.kingsfund.org.uk/y",
+                            }
+                        ],
+                    },
+                ],
+            },
+        },
+    ]
     document = docx.Document(io.BytesIO(conversation_docx(turns, exported_at="2026-01-01 10:00")))
     section = document.sections[0]
     assert (round(section.page_width.mm), round(section.page_height.mm)) == (210, 297)
@@ -102,8 +138,16 @@ def test_empty_conversation_and_safe_url():
 
 
 def test_written_answers_say_who_wrote_them_and_any_notice():
-    written = {"question": "Q?", "answer": {"answer": "A claim [1].", "model": "qwen <b>1.5b</b>", "abstained": False, "citations": [],
-                                            "notice": "Checked against the sources: 1 sentence marked ⚠"}}
+    written = {
+        "question": "Q?",
+        "answer": {
+            "answer": "A claim [1].",
+            "model": "qwen <b>1.5b</b>",
+            "abstained": False,
+            "citations": [],
+            "notice": "Checked against the sources: 1 sentence marked ⚠",
+        },
+    }
     quoted = {"question": "Q2?", "answer": {"answer": "A quote [1]", "model": None, "citations": []}}
     text = conversation_markdown([written, quoted])
     from assistant.answering.cite import WRITTEN_BY

@@ -318,7 +318,10 @@ def test_login_is_required_off_loopback():
     env = {k: v for k, v in os.environ.items() if k != "ASSISTANT_AUTH"}
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "app.py"), "--host", "0.0.0.0", "--port", str(free_port())],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode != 0 and "Refusing to listen on 0.0.0.0 without a login" in result.stderr
 
@@ -347,7 +350,10 @@ def test_about_shows_backend_stats_and_the_review_attribution(corpus_service):
     about = ui.about_markdown()
     assert "**Answer backend:** extractive" in about
     chosen = ui.about_markdown("local")
-    assert "**Answer backend:** local" in chosen and "make local-llm" in chosen, "the About tab follows the menu and helps administrators" and f"**Documents indexed:** {corpus_service.stats()['documents']}" in about
+    assert "**Answer backend:** local" in chosen and "make local-llm" in chosen, (
+        "the About tab follows the menu and helps administrators"
+        and f"**Documents indexed:** {corpus_service.stats()['documents']}" in about
+    )
     licences = ui.licences_markdown()
     assert "Contains public sector information licensed under the Open Government Licence v3.0" in licences
     assert "review/co-production-and-quality-improvement-2020.md" in licences
@@ -364,9 +370,16 @@ def test_document_text_is_escaped_everywhere():
     from assistant.answering.cite import Citation
 
     citation = Citation(
-        n=1, chunk_id="c", source="uploads/<b>x</b>.md", title="<script>t</script>", section="A > <img src=x onerror=alert(2)>",
-        quote=hostile, page=2, reference={"key": "k", "text": "<svg onload=alert(3)>", "url": "javascript:alert(4)", "doi": None},
-        references=[], source_url="javascript:alert(5)",
+        n=1,
+        chunk_id="c",
+        source="uploads/<b>x</b>.md",
+        title="<script>t</script>",
+        section="A > <img src=x onerror=alert(2)>",
+        quote=hostile,
+        page=2,
+        reference={"key": "k", "text": "<svg onload=alert(3)>", "url": "javascript:alert(4)", "doi": None},
+        references=[],
+        source_url="javascript:alert(5)",
     )
     card = source_card(citation, hostile)
     assert not re.search(r"<(script|img|svg|b>)", card)
@@ -384,7 +397,9 @@ def test_model_answer_streams_under_the_evidence_then_shows_checked(corpus_data_
             Settings(data_dir=corpus_data_dir, backend="ollama", ollama_url=server.url, ollama_model="test-model", llm_timeout=10)
         )
         evidence = service.ask(LEAD, backend="extractive")
-        first = GenerativeAnswerer(service.settings, "ollama", None, service.index, service.embedder, None).excerpts(evidence)[0].citation.quote
+        first = (
+            GenerativeAnswerer(service.settings, "ollama", None, service.index, service.embedder, None).excerpts(evidence)[0].citation.quote
+        )
         reply = answer_json([(first, [1]), ("Facilitators should pay clinicians £90 to stay quiet.", [2])])
         server.script([Reply(content=reply, chunks=12, interval=0.2)])
         app, url = start(service)
@@ -416,7 +431,9 @@ def test_model_answer_streams_under_the_evidence_then_shows_checked(corpus_data_
 def test_prepare_endpoint_gives_a_preview_and_a_downloadable_plan(client):
     import docx
 
-    preview, path, status = client.predict("power dynamics in co-design workshops", "ward managers and patient partners", 60, "docx", api_name="/prepare")
+    preview, path, status = client.predict(
+        "power dynamics in co-design workshops", "ward managers and patient partners", 60, "docx", api_name="/prepare"
+    )
     assert "ready" in status
     assert "Learning objectives" in preview and "Agenda" in preview
     assert Path(path).name.endswith("60min.docx")
@@ -493,9 +510,25 @@ def test_word_export_has_the_conversation_with_links(client, corpus_service):
 def test_card_labels_say_primary_study_only_for_studies():
     from assistant.answering.cite import Citation
 
-    web = {"key": "https://www.kingsfund.org.uk/x", "authors": [], "year": None, "text": "King's Fund: co-design groups", "url": "https://www.kingsfund.org.uk/x", "doi": None}
-    study = {"key": "bombard-2018", "authors": ["Bombard"], "year": "2018", "text": "Bombard Y et al (2018) Engaging patients.", "url": None, "doi": "10.1136/bmjqs-2017-007011"}
-    base = dict(n=1, chunk_id="c", source="notes/x.md", title="T", section="S", quote="A quote.", page=None, reference=None, source_url=None)
+    web = {
+        "key": "https://www.kingsfund.org.uk/x",
+        "authors": [],
+        "year": None,
+        "text": "King's Fund: co-design groups",
+        "url": "https://www.kingsfund.org.uk/x",
+        "doi": None,
+    }
+    study = {
+        "key": "bombard-2018",
+        "authors": ["Bombard"],
+        "year": "2018",
+        "text": "Bombard Y et al (2018) Engaging patients.",
+        "url": None,
+        "doi": "10.1136/bmjqs-2017-007011",
+    }
+    base = dict(
+        n=1, chunk_id="c", source="notes/x.md", title="T", section="S", quote="A quote.", page=None, reference=None, source_url=None
+    )
     web_card = source_card(Citation(**base, references=[web]), "A quote.")
     assert "<strong>Source:</strong>" in web_card and "Primary study" not in web_card
     study_card = source_card(Citation(**base, references=[study]), "A quote.")
@@ -513,7 +546,11 @@ def test_fallback_notice_comes_first_in_plain_sentences(corpus_service):
     from dataclasses import replace
 
     answer = corpus_service.ask(LEAD)
-    failed = replace(answer, notice="The ollama model server at http://127.0.0.1:1 is not reachable. Is it running?. The sentences below are quoted from the sources instead.", fallback="unreachable")
+    failed = replace(
+        answer,
+        notice="The ollama model server at http://127.0.0.1:1 is not reachable. Is it running?. The sentences below are quoted from the sources instead.",
+        fallback="unreachable",
+    )
     shown = answer_message(failed)
     assert shown.startswith('<p class="notice">') and shown.index("notice") < shown.index(answer_html(answer.text)[:30])
     notice = re.search(r'<p class="notice">(.*?)</p>', shown).group(1)

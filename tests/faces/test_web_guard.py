@@ -23,7 +23,14 @@ from gradio_client import Client  # noqa: E402
 QUESTION = "How can a facilitator stop clinicians dominating a co-design workshop?"
 EVIL = "rebind.attacker.example"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -144,7 +151,11 @@ def test_configured_names_are_served_and_a_wildcard_bind_accepts_addresses_not_n
         gr.Markdown("guarded")
     extra = Settings(allowed_hosts=["assistant.ward7.nhs.example"])
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, ssr_mode=False,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
         app_kwargs=app_kwargs("127.0.0.1", extra),
     )
     try:
@@ -158,7 +169,11 @@ def test_configured_names_are_served_and_a_wildcard_bind_accepts_addresses_not_n
     with gr.Blocks(analytics_enabled=False) as demo:
         gr.Markdown("guarded")
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, ssr_mode=False,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
         app_kwargs=app_kwargs("0.0.0.0", Settings()),
     )
     try:
@@ -177,7 +192,9 @@ def test_foreign_origin_cannot_upload_or_call(served):
     for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Referer": "https://evil.example/page.html"}):
         assert refused(httpx.post(served + "gradio_api/upload", files=files, headers=headers), 403), headers
         assert refused(call(served, "chat", [QUESTION, "", "", ""], headers=headers), 403), headers
-        assert refused(httpx.post(served + "gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"}, headers=headers), 403)
+        assert refused(
+            httpx.post(served + "gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"}, headers=headers), 403
+        )
     # Same host name, other port: another origin.
     other_port = {"Origin": f"http://127.0.0.1:{port_of(served) + 1}"}
     assert refused(httpx.post(served + "gradio_api/upload", files=files, headers=other_port), 403)
@@ -291,7 +308,12 @@ def test_without_the_guard_gradio_would_fetch_the_url(url_fetches):
 
 
 def test_file_route_refuses_paths_outside_gradios_own_folders(served):
-    for target in ("/etc/passwd", "../pyproject.toml", str(PROJECT_ROOT / "pyproject.toml"), "/tmp/gradio/../../etc/hostname"):  # hostile path
+    for target in (
+        "/etc/passwd",
+        "../pyproject.toml",
+        str(PROJECT_ROOT / "pyproject.toml"),
+        "/tmp/gradio/../../etc/hostname",
+    ):  # hostile path
         assert refused(httpx.get(f"{served}gradio_api/file={target}"), 403), target
 
 
@@ -302,6 +324,7 @@ def test_failed_logins_are_rate_limited(corpus_service):
     app = build_app(corpus_service)
     _, url, _ = serve(app, "127.0.0.1", free_port(), auth=[("facilitator", "right-horse-battery")], prevent_thread_lock=True, quiet=True)
     try:
+
         def login(password: str) -> httpx.Response:
             return httpx.post(url + "login", data={"username": "facilitator", "password": password})
 

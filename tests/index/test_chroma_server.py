@@ -42,7 +42,9 @@ class ChromaServer:
         self.log = open(self.path.parent / f"chroma-{self.port}.log", "ab")  # noqa: SIM115 - the server writes to it until stop()
         self.process = subprocess.Popen(
             [_chroma_command(), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -77,7 +79,9 @@ def server(tmp_path):
 
 def _corpus(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rules.md").write_text("## Ground rules\n\nAgree ground rules with patient partners before the first workshop.\n", encoding="utf-8")
+    (folder / "rules.md").write_text(
+        "## Ground rules\n\nAgree ground rules with patient partners before the first workshop.\n", encoding="utf-8"
+    )
     (folder / "pay.md").write_text("## Expenses\n\nReimburse travel expenses on the day so nobody is out of pocket.\n", encoding="utf-8")
     return folder
 

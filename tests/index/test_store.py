@@ -18,7 +18,9 @@ from tests.conftest import make_settings
 
 def _corpus(folder, round_: int = 0):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rules.md").write_text(f"## Ground rules\n\nRound {round_}: agree ground rules with patient partners before the workshop.\n", encoding="utf-8")
+    (folder / "rules.md").write_text(
+        f"## Ground rules\n\nRound {round_}: agree ground rules with patient partners before the workshop.\n", encoding="utf-8"
+    )
     (folder / "pay.md").write_text("## Expenses\n\nReimburse travel expenses on the day so nobody is out of pocket.\n", encoding="utf-8")
     return folder
 
@@ -45,7 +47,9 @@ def test_a_new_or_changed_document_writes_only_its_own_rows(tmp_path, monkeypatc
     service = AssistantService(make_settings(tmp_path / "data", corpus_dir=corpus))
     service.ingest()
     written = _count_writes(monkeypatch)
-    (corpus / "new.md").write_text("## Tea\n\nOffer tea and biscuits at every meeting. Patient partners notice kindness.\n", encoding="utf-8")
+    (corpus / "new.md").write_text(
+        "## Tea\n\nOffer tea and biscuits at every meeting. Patient partners notice kindness.\n", encoding="utf-8"
+    )
     service.ingest()
     new_chunks = [c for c in service.index.chunks if c.source == "new.md"]
     new_sentences = [s for s in service.index.sentences if s[0] in {c.chunk_id for c in new_chunks}]
@@ -167,7 +171,9 @@ def test_a_reader_in_another_process_sees_an_update_at_its_next_question(tmp_pat
     service = AssistantService(make_settings(data, corpus_dir=corpus))
     service.ingest()
     env = dict(os.environ, ASSISTANT_DATA_DIR=str(data), ASSISTANT_CORPUS_DIR=str(corpus))
-    reader = subprocess.Popen([sys.executable, "-c", READER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         reader.stdin.write("How should ground rules be agreed?\n")
         reader.stdin.flush()

@@ -134,7 +134,9 @@ def _change_and_add(corpus):
 # The steps of a commit, in order: new rows written -> documents committed -> stamp committed -> old rows deleted.
 CRASH_POINTS = {
     "1 writing the new passages": lambda name, method, ids: name == PASSAGES and method == "upsert",
-    "2 committing the documents": lambda name, method, ids: name == DOCUMENTS and method == "upsert" and ids[:1] and ids[0].startswith("doc:"),
+    "2 committing the documents": lambda name, method, ids: (
+        name == DOCUMENTS and method == "upsert" and ids[:1] and ids[0].startswith("doc:")
+    ),
     "3 committing the stamp": lambda name, method, ids: name == DOCUMENTS and method == "upsert" and ids == ["meta"],
     "4 deleting the old version": lambda name, method, ids: name == PASSAGES and method == "delete",
 }
@@ -197,7 +199,9 @@ def test_kill_9_after_each_write_leaves_each_document_whole_and_the_rerun_comple
     service.ingest()
     _change_and_add(small_corpus)
     env = dict(os.environ, ASSISTANT_DATA_DIR=str(tmp_path / "data"), ASSISTANT_CORPUS_DIR=str(small_corpus))
-    process = subprocess.Popen([sys.executable, "-c", DRIVER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", DRIVER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         for line in process.stdout:
             name, method, first_id = line.split()
@@ -227,7 +231,8 @@ def test_killed_process_mid_run_then_rerun_completes(tmp_path, small_corpus):
     before = service.store.current_stamp()
     for n in range(20):
         (small_corpus / f"batch-{n:02d}.md").write_text(
-            f"---\ntitle: Batch {n}\n---\n## Section {n}\n\n" + "".join(f"Patient story {n}.{i} is about waiting times and kindness. " for i in range(12)),
+            f"---\ntitle: Batch {n}\n---\n## Section {n}\n\n"
+            + "".join(f"Patient story {n}.{i} is about waiting times and kindness. " for i in range(12)),
             encoding="utf-8",
         )
     env = dict(os.environ, ASSISTANT_DATA_DIR=str(tmp_path / "data"), ASSISTANT_CORPUS_DIR=str(small_corpus))
@@ -257,11 +262,17 @@ def test_two_ingests_at_once_one_waits_and_nothing_is_lost(tmp_path, small_corpu
     uploads = tmp_path / "data" / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
     for n in range(6):
-        (small_corpus / f"more-{n}.md").write_text(f"## Part {n}\n\nCo-design meeting {n} agreed on kindness and waiting times.\n", encoding="utf-8")
+        (small_corpus / f"more-{n}.md").write_text(
+            f"## Part {n}\n\nCo-design meeting {n} agreed on kindness and waiting times.\n", encoding="utf-8"
+        )
     (uploads / "mine.md").write_text("## Mine\n\nAn uploaded note about volunteer drivers for patient partners.\n", encoding="utf-8")
     env = dict(os.environ, ASSISTANT_DATA_DIR=str(tmp_path / "data"), ASSISTANT_CORPUS_DIR=str(small_corpus))
-    first = subprocess.Popen([sys.executable, "-m", "assistant", "ingest"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    second = subprocess.Popen([sys.executable, "-m", "assistant", "ingest", str(uploads)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "ingest"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    second = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "ingest", str(uploads)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     outputs = [p.communicate(timeout=300) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     assert any("Another ingest" in err and "waiting" in err for _, err in outputs), "the later one says why it waits"

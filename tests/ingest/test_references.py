@@ -32,7 +32,7 @@ def split_references_section(markdown: str) -> tuple[str, str]:
     for heading in (r"^[ ]{0,3}#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", r"^[ \t]*(.+?)[ \t]*$"):
         found = [m for m in re.finditer(heading, markdown, re.M) if is_reference_heading(m.group(1))]
         if found:
-            return markdown[: found[-1].start()], markdown[found[-1].start():]
+            return markdown[: found[-1].start()], markdown[found[-1].start() :]
     return markdown, ""
 
 
@@ -87,9 +87,7 @@ def test_legend_lines_are_not_entries(review_references):
 
 def test_bombard_2018(by_key):
     bombard = by_key["bombard-2018"]
-    assert bombard.authors == (
-        "Bombard", "Baker", "Orlando", "Fancott", "Bhatia", "Casalino", "Onate", "Denis", "Pomey"
-    )
+    assert bombard.authors == ("Bombard", "Baker", "Orlando", "Fancott", "Bhatia", "Casalino", "Onate", "Denis", "Pomey")
     assert bombard.year == "2018"
     assert bombard.title == "Engaging patients to improve quality of care: A systematic review"
     assert bombard.venue == "Implementation Science"
@@ -149,9 +147,7 @@ def test_other_reference_styles_in_the_review(by_key):
     assert by_key["luxford-nd"].year is None
     assert by_key["luxford-nd"].label() == "Luxford et al. (n.d.)"
     # A URL without a scheme
-    assert by_key["the-picker-institute-2012"].url == (
-        "www.ihl.org/resources/Pages/Tools/AlwaysEventsBlueprintandSolutionsBook.aspx"
-    )
+    assert by_key["the-picker-institute-2012"].url == ("www.ihl.org/resources/Pages/Tools/AlwaysEventsBlueprintandSolutionsBook.aspx")
 
 
 def test_same_author_and_year_get_letter_suffixes(by_key):
@@ -339,8 +335,20 @@ def test_references_heading_at_any_level_and_in_plain_text():
     assert body == "Body text.\n\n" and section.startswith("Bibliography")
 
 
-@pytest.mark.parametrize("heading", ["References", "references:", "References and links", "7. References", "Bibliography",
-                                     "Reference list", "Works Cited", "Further reading", "Sources"])
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "References",
+        "references:",
+        "References and links",
+        "7. References",
+        "Bibliography",
+        "Reference list",
+        "Works Cited",
+        "Further reading",
+        "Sources",
+    ],
+)
 def test_reference_headings(heading):
     assert is_reference_heading(heading)
 

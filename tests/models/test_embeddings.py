@@ -20,10 +20,16 @@ PASSAGES = [
     "Power " * 400 + "The last sentence lies past the model's 256 tokens.",
 ]
 SENTENCES = [
-    ["Invite people with recent experience of the service.", "Pay them for their time, and say so in the invitation.",
-     "Offer travel expenses up front.", "Meet in an accessible venue."],
-    ["The 4Pi framework asks about principles, purpose, presence, process and impact.",
-     "Repeat the questionnaire later in the project, so that changes in influence show."],
+    [
+        "Invite people with recent experience of the service.",
+        "Pay them for their time, and say so in the invitation.",
+        "Offer travel expenses up front.",
+        "Meet in an accessible venue.",
+    ],
+    [
+        "The 4Pi framework asks about principles, purpose, presence, process and impact.",
+        "Repeat the questionnaire later in the project, so that changes in influence show.",
+    ],
     [],
     ["The last sentence lies past the model's 256 tokens.", "This sentence is not in the passage at all."],
 ]

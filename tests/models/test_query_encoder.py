@@ -146,7 +146,7 @@ def _ask(data_dir: Path) -> tuple[str, dict, str]:
     result = subprocess.run([sys.executable, "-c", ASK, QUESTION], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(row for row in result.stderr.splitlines() if row.startswith("MODULES "))
-    return result.stdout, json.loads(line[len("MODULES "):]), result.stderr
+    return result.stdout, json.loads(line[len("MODULES ") :]), result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,14 @@ def test_docx_opens_with_python_docx_and_has_the_headings(plan):
     document = docx.Document(io.BytesIO(data))
     headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading") or p.style.name == "Title"]
     assert headings[0] == f"Session plan: {POWER}"
-    for heading in ("Learning objectives", "Agenda", "Key messages", "What staff often assume / what the evidence says", "Discussion questions", "References"):
+    for heading in (
+        "Learning objectives",
+        "Agenda",
+        "Key messages",
+        "What staff often assume / what the evidence says",
+        "Discussion questions",
+        "References",
+    ):
         assert heading in headings, heading
     assert any(h.startswith("Activity: Role play") for h in headings)
     assert any(h.startswith("Handout:") for h in headings)
@@ -167,7 +174,7 @@ def test_handout_names_public_addresses_in_every_format(plan):
     assert plan.handout.read_more and all(safe_url(r.url) for r in plan.handout.read_more)
     document = _docx(plan)
     body = [p.text for p in document.paragraphs]
-    handout = body[next(i for i, t in enumerate(body) if t.startswith("Handout:")):]
+    handout = body[next(i for i, t in enumerate(body) if t.startswith("Handout:")) :]
     handout = handout[: handout.index("References")]
     assert not any("library" in t.lower() for t in handout)
     for entry in plan.handout.read_more:
@@ -213,9 +220,7 @@ def test_docx_keeps_hostile_text_as_plain_text(hostile_plan):
 
 
 def test_only_web_links_are_written(plan):
-    evil = dataclasses.replace(
-        plan, references=[ReferenceEntry("study", "Evil", "Evil study", "javascript:alert(1)"), *plan.references]
-    )
+    evil = dataclasses.replace(plan, references=[ReferenceEntry("study", "Evil", "Evil study", "javascript:alert(1)"), *plan.references])
     for fmt in ("md", "html"):
         assert "javascript:" not in render(evil, fmt)
     assert safe_url("https://example.org/a") == "https://example.org/a"

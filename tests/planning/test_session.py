@@ -55,7 +55,11 @@ def power_plan(ce_service):
 def audience_plans(ce_service):
     return {
         key: build_plan(ce_service, POWER, audience, 90)
-        for key, audience in (("board", "hospital board members"), ("managers", "ward managers"), ("patients", "patient partners and carers"))
+        for key, audience in (
+            ("board", "hospital board members"),
+            ("managers", "ward managers"),
+            ("patients", "patient partners and carers"),
+        )
     }
 
 
@@ -229,7 +233,18 @@ def test_activity_instructions_invent_no_figures():
                 activity = build_activity(kind, "a topic", audience, 30, thin)
                 cards = [t for c in activity.role_cards for t in (c.role, c.brief, c.private_brief)]
                 sheet = [activity.observer_sheet.instructions, *activity.observer_sheet.rows] if activity.observer_sheet else []
-                text = " ".join([activity.name, activity.purpose, *activity.materials, *activity.steps, *activity.facilitator_notes, *activity.debrief, *cards, *sheet])
+                text = " ".join(
+                    [
+                        activity.name,
+                        activity.purpose,
+                        *activity.materials,
+                        *activity.steps,
+                        *activity.facilitator_notes,
+                        *activity.debrief,
+                        *cards,
+                        *sheet,
+                    ]
+                )
                 assert not any(ch.isdigit() for ch in text), (kind, audience, text)
                 assert "{" not in text and "}" not in text, (kind, audience, text)  # every placeholder filled
 
@@ -305,7 +320,9 @@ def test_board_managers_and_patients_get_different_plans(audience_plans):
     for a, b in ((board, managers), (board, patients), (managers, patients)):
         assert set(a.objectives).isdisjoint(b.objectives)
         assert a.activity.name != b.activity.name or a.activity.steps != b.activity.steps
-        assert [c.role for c in a.activity.role_cards] != [c.role for c in b.activity.role_cards] or a.activity.facilitator_notes != b.activity.facilitator_notes
+        assert [c.role for c in a.activity.role_cards] != [
+            c.role for c in b.activity.role_cards
+        ] or a.activity.facilitator_notes != b.activity.facilitator_notes
         assert a.handout.intro != b.handout.intro and a.handout.points != b.handout.points
         assert set(a.handout.questions).isdisjoint(b.handout.questions)
         assert set(a.discussion_questions[:2]).isdisjoint(b.discussion_questions[:2])
@@ -432,8 +449,18 @@ def test_cli_json_has_the_plan_as_data(corpus_data_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text(encoding="utf-8"))
     for key in (
-        "agenda", "key_messages", "references", "objectives", "discussion_questions", "activity",
-        "assumptions_vs_evidence", "handout", "evidence_notice", "topic", "audience", "minutes",
+        "agenda",
+        "key_messages",
+        "references",
+        "objectives",
+        "discussion_questions",
+        "activity",
+        "assumptions_vs_evidence",
+        "handout",
+        "evidence_notice",
+        "topic",
+        "audience",
+        "minutes",
     ):
         assert key in data, key
     assert sum(item["minutes"] for item in data["agenda"]) == 45 == data["minutes"]

@@ -71,7 +71,7 @@ DROP_OUT = "and what if they drop out halfway?"
 
 
 def test_a_follow_up_about_the_people_keeps_its_own_topic():
-    """"they" stands for the people asked about; the search is for them dropping out of co-design, not for
+    """ "they" stands for the people asked about; the search is for them dropping out of co-design, not for
     reaching them again (the whole earlier question joined on drowned the new topic)."""
     query = standalone_query(DROP_OUT, [SELDOM_HEARD])
     assert query == "and what if participants drop out halfway? (for a codesign project)"

@@ -11,9 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_MONEY = re.compile(r"[£$€]\s?\d|\b\d+(?:\.\d+)?\s?(?:pounds?|p|pence|dollars?|euros?)\b|\bper (?:hour|day|session|meeting)\b", re.IGNORECASE)
-_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozen)\b", re.IGNORECASE)
-_YEAR_OR_DATE = re.compile(r"\b(?:19|20)\d{2}\b|\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b", re.IGNORECASE)
+_MONEY = re.compile(
+    r"[£$€]\s?\d|\b\d+(?:\.\d+)?\s?(?:pounds?|p|pence|dollars?|euros?)\b|\bper (?:hour|day|session|meeting)\b", re.IGNORECASE
+)
+_NUMBER = re.compile(
+    r"\b\d+(?:[.,]\d+)?\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozen)\b",
+    re.IGNORECASE,
+)
+_YEAR_OR_DATE = re.compile(
+    r"\b(?:19|20)\d{2}\b|\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -26,20 +33,49 @@ class Ask:
 
 # What a question asks for, read from its wording: (pattern in the question, the thing, what gives it).
 _ASKS = (
-    (re.compile(r"\b(?:hourly|daily|sessional)\s+(?:rate|fee|payment|pay)\b|\brate per (?:hour|day)\b|\bper hour\b|\ban hour\b", re.IGNORECASE),
-     "a payment rate", _MONEY),
+    (
+        re.compile(
+            r"\b(?:hourly|daily|sessional)\s+(?:rate|fee|payment|pay)\b|\brate per (?:hour|day)\b|\bper hour\b|\ban hour\b", re.IGNORECASE
+        ),
+        "a payment rate",
+        _MONEY,
+    ),
     (re.compile(r"\bhow much of\b", re.IGNORECASE), "a share", _NUMBER),
-    (re.compile(r"\bhow much time\b|\bhow long\b", re.IGNORECASE), "a length of time",
-     re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several|half)[- ](?:hours?|days?|weeks?|months?|years?|minutes?|sessions?)\b|\bhalf-day\b|\bmonthly\b|\bweekly\b", re.IGNORECASE)),
-    (re.compile(r"\bhow much\b(?! (?:time|of)\b)|\bwhat (?:rate|fee|amount|salary|budget|price)\b|\b(?:cost|costs|price|fee|amount) (?:of|for)\b|\bhow (?:expensive|costly)\b", re.IGNORECASE),
-     "an amount", _MONEY),
-    (re.compile(r"\b(?:what|which) percentage\b|\bwhat proportion\b|\bwhat share\b", re.IGNORECASE),
-     "a percentage", re.compile(r"\d\s?%|\bper ?cent\b|\b\d+ (?:out )?of (?:the |these )?\d+\b|\b(?:half|a third|a quarter|two thirds|three quarters)\b", re.IGNORECASE)),
-    (re.compile(r"\bsatisfaction scores?\b|\b(?:what|which) scores?\b", re.IGNORECASE),
-     "scores", re.compile(r"\d\s?%|\bscored?\b[^.]{0,40}\d|\d[^.]{0,40}\bscored?\b", re.IGNORECASE)),
+    (
+        re.compile(r"\bhow much time\b|\bhow long\b", re.IGNORECASE),
+        "a length of time",
+        re.compile(
+            r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several|half)[- ](?:hours?|days?|weeks?|months?|years?|minutes?|sessions?)\b|\bhalf-day\b|\bmonthly\b|\bweekly\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        re.compile(
+            r"\bhow much\b(?! (?:time|of)\b)|\bwhat (?:rate|fee|amount|salary|budget|price)\b|\b(?:cost|costs|price|fee|amount) (?:of|for)\b|\bhow (?:expensive|costly)\b",
+            re.IGNORECASE,
+        ),
+        "an amount",
+        _MONEY,
+    ),
+    (
+        re.compile(r"\b(?:what|which) percentage\b|\bwhat proportion\b|\bwhat share\b", re.IGNORECASE),
+        "a percentage",
+        re.compile(
+            r"\d\s?%|\bper ?cent\b|\b\d+ (?:out )?of (?:the |these )?\d+\b|\b(?:half|a third|a quarter|two thirds|three quarters)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        re.compile(r"\bsatisfaction scores?\b|\b(?:what|which) scores?\b", re.IGNORECASE),
+        "scores",
+        re.compile(r"\d\s?%|\bscored?\b[^.]{0,40}\d|\d[^.]{0,40}\bscored?\b", re.IGNORECASE),
+    ),
     (re.compile(r"\bhow many\b|\bnumber of\b", re.IGNORECASE), "a number", _NUMBER),
-    (re.compile(r"\b(?:what|which) (?:year|date|month)\b|\bwhen (?:was|were|did|is|will)\b|\bsince when\b", re.IGNORECASE),
-     "a date", _YEAR_OR_DATE),
+    (
+        re.compile(r"\b(?:what|which) (?:year|date|month)\b|\bwhen (?:was|were|did|is|will)\b|\bsince when\b", re.IGNORECASE),
+        "a date",
+        _YEAR_OR_DATE,
+    ),
 )
 
 # A question that asserts something and asks whether it holds ("Is it true that ...", "The review says X, right?").
@@ -130,8 +166,14 @@ def _join(items: list[str]) -> str:
 
 
 # "how many patients took part", "the number of Always Events": what is counted
-_COUNTED = re.compile(r"\b(?:how many|number of)\s+(?:the\s+|of\s+)?((?:[A-Za-z][\w'’-]*\s+){0,2}?[A-Za-z][\w'’-]*?)(?=\s+(?:did|do|does|were|was|are|is|have|has|had|took|take|there|in|on|at|from|across|of|per|would|will|can|should|we|you|they)\b|[?,.]|$)", re.IGNORECASE)
-_COUNT_NUMBER = re.compile(r"\b(?!(?:19|20)\d{2}\b)\d+(?:[.,]\d+)?\b|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozen)\b", re.IGNORECASE)
+_COUNTED = re.compile(
+    r"\b(?:how many|number of)\s+(?:the\s+|of\s+)?((?:[A-Za-z][\w'’-]*\s+){0,2}?[A-Za-z][\w'’-]*?)(?=\s+(?:did|do|does|were|was|are|is|have|has|had|took|take|there|in|on|at|from|across|of|per|would|will|can|should|we|you|they)\b|[?,.]|$)",
+    re.IGNORECASE,
+)
+_COUNT_NUMBER = re.compile(
+    r"\b(?!(?:19|20)\d{2}\b)\d+(?:[.,]\d+)?\b|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozen)\b",
+    re.IGNORECASE,
+)
 
 
 def _counted_thing(question: str) -> str | None:

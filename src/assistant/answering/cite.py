@@ -12,6 +12,8 @@ from assistant.text import clean_markup, content_words, normalise, split_sentenc
 
 # How a model's answer is labelled: what the check is (SupportScorer.check), not more.
 WRITTEN_BY = "Written by {model}; each sentence matched to the passage it cites (⚠ marks one that is not)."
+
+
 @dataclass
 class Citation:
     n: int
@@ -138,9 +140,17 @@ def _words(*alternatives: str) -> re.Pattern:
 #: Qualifications a passage sentence makes that a sentence drawing on it must keep:
 #: (name, how the passage says it, what in the sentence counts as keeping it).
 QUALIFICATIONS = (
-    ("may", _words("may", "might", "could"), _words("may", "might", "could", "can", "possibl[a-z]*", "perhaps", "sometimes", "not always", "potential[a-z]*", "risk[a-z]*")),
+    (
+        "may",
+        _words("may", "might", "could"),
+        _words("may", "might", "could", "can", "possibl[a-z]*", "perhaps", "sometimes", "not always", "potential[a-z]*", "risk[a-z]*"),
+    ),
     ("some", _words("some"), _words("some", "several", "a few", "few", "many", "not all", "certain", "sometimes", "part")),
-    ("no single", _words("no single", "no one"), _words("no single", "no one", "not one", "disagree[a-z]*", "var(?:y|ies|ied)", "differ(?:s|ed)?")),
+    (
+        "no single",
+        _words("no single", "no one"),
+        _words("no single", "no one", "not one", "disagree[a-z]*", "var(?:y|ies|ied)", "differ(?:s|ed)?"),
+    ),
     (
         "in one project",
         _words(r"(?:in|from) (?:one|a single) (?:project|study|trust|site|hospital|service|area|pilot|programme|case)"),
@@ -148,11 +158,25 @@ QUALIFICATIONS = (
     ),
 )
 # A passage saying its sources disagree on a count ("There is no single agreed count", "The toolkits disagree").
-_DISAGREES = _words("disagree[a-z]*", "no single agreed", "no agreed", "not agreed", "no consensus", "do not agree", "don't agree", "var(?:y|ies)", "differ(?:s)?")
+_DISAGREES = _words(
+    "disagree[a-z]*",
+    "no single agreed",
+    "no agreed",
+    "not agreed",
+    "no consensus",
+    "do not agree",
+    "don't agree",
+    "var(?:y|ies)",
+    "differ(?:s)?",
+)
 _ABOUT_A_COUNT = _words("count", "number", "how many", "stages?", "steps?", "phases?", r"\d+", *_NUMBER_WORDS)
 # A sentence carries the disagreement when it says so, or says whose count it gives.
 _CARRIES_DISAGREEMENT = re.compile(
-    _DISAGREES.pattern + "|" + _words("according to", "versions?", r"(?:one|some|other|several|different|each|another) (?:toolkits?|guides?|frameworks?|sources?)").pattern,
+    _DISAGREES.pattern
+    + "|"
+    + _words(
+        "according to", "versions?", r"(?:one|some|other|several|different|each|another) (?:toolkits?|guides?|frameworks?|sources?)"
+    ).pattern,
     re.IGNORECASE,
 )
 

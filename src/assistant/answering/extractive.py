@@ -162,7 +162,9 @@ class ExtractiveAnswerer:
         if best is not None and best < self.min_answer_relevance:
             return self.abstain(question, retrieval, suspicious=suspicious)
         chosen = self._choose(lead, units, retrieval)
-        gap = find_gap(asked, [u.text for u in chosen] + [p.chunk.text for p in retrieval.passages[:3]], sentence_tables(self.index).vocabulary)
+        gap = find_gap(
+            asked, [u.text for u in chosen] + [p.chunk.text for p in retrieval.passages[:3]], sentence_tables(self.index).vocabulary
+        )
         citations = [self.citation(n, s) for n, s in enumerate(chosen, start=1)]
         text = self.layout(chosen, gap)
         return Answer(
@@ -176,7 +178,9 @@ class ExtractiveAnswerer:
             relevance=None if best is None else round(float(best), 3),
         )
 
-    def abstain(self, question: str, retrieval: Retrieval, reason: str = NOT_COVERED, suspicious: list[ScoredSentence] | None = None) -> Answer:
+    def abstain(
+        self, question: str, retrieval: Retrieval, reason: str = NOT_COVERED, suspicious: list[ScoredSentence] | None = None
+    ) -> Answer:
         text = reason
         if suspicious:
             names = sorted({s.passage.chunk.title for s in suspicious})
@@ -251,7 +255,11 @@ class ExtractiveAnswerer:
                 lexical = SentenceTables.overlap(query_words, words) + HEADING_SHARE * SentenceTables.overlap(query_words, heading - words)
                 penalty = REFERENCE_PENALTY if hygiene.is_reference_entry(text) and not wants_sources else 0.0
                 unit = ScoredSentence(
-                    row, passage, unit_text, float(similarity), float(similarity) + LEXICAL_WEIGHT * lexical + prior - penalty,
+                    row,
+                    passage,
+                    unit_text,
+                    float(similarity),
+                    float(similarity) + LEXICAL_WEIGHT * lexical + prior - penalty,
                     rows=tuple(unit_rows),
                 )
                 if self._planted(unit):
@@ -311,8 +319,13 @@ class ExtractiveAnswerer:
         # where the sources disagree on the count asked for, that comes first
         lead = head[0].relevance if head else None
         for position, unit in enumerate(head[1:6] if ASKS_A_COUNT.search(question) else [], start=1):
-            if (unit.relevance is not None and lead is not None and unit.relevance >= lead - DISAGREEMENT_MARGIN
-                    and unit.relevance >= self.min_answer_relevance and states_disagreement(unit.text)):
+            if (
+                unit.relevance is not None
+                and lead is not None
+                and unit.relevance >= lead - DISAGREEMENT_MARGIN
+                and unit.relevance >= self.min_answer_relevance
+                and states_disagreement(unit.text)
+            ):
                 head.insert(0, head.pop(position))
                 break
         return head
@@ -381,13 +394,23 @@ class ExtractiveAnswerer:
         taken = {r for c in chosen for r in c.all_rows} | set(lead_in.all_rows)
         rows = self.index.sentences_by_chunk.get(lead_in.passage.chunk.chunk_id, [])
         following = [
-            r for r in rows
-            if r > lead_in.row and r not in taken and any(self.index.sentences[r][1] in item for item in items)
-            and not hygiene.about_itself(self.index.sentences[r][1]) and not hygiene.has_markup(self.index.sentences[r][1])
+            r
+            for r in rows
+            if r > lead_in.row
+            and r not in taken
+            and any(self.index.sentences[r][1] in item for item in items)
+            and not hygiene.about_itself(self.index.sentences[r][1])
+            and not hygiene.has_markup(self.index.sentences[r][1])
         ][: min(room, LIST_ITEMS)]
         return [
-            ScoredSentence(r, lead_in.passage, self.index.sentences[r][1], float(self.index.sentence_vectors[r] @ retrieval.query_vector), lead_in.score,
-                           relevance=lead_in.relevance)
+            ScoredSentence(
+                r,
+                lead_in.passage,
+                self.index.sentences[r][1],
+                float(self.index.sentence_vectors[r] @ retrieval.query_vector),
+                lead_in.score,
+                relevance=lead_in.relevance,
+            )
             for r in following
         ]
 
@@ -451,4 +474,3 @@ def _stable_sections(units: list[ScoredSentence], first: tuple[str, str]) -> lis
     for unit in units:
         order.setdefault((unit.passage.chunk.source, unit.section), len(order))
     return sorted(units, key=lambda u: (order[(u.passage.chunk.source, u.section)], u.row))
-

@@ -80,6 +80,7 @@ class ModelReply:
 
 # -- reading the model's reply ---------------------------------------------------------------------
 
+
 def _reply_json(text: str) -> str:
     """The JSON object of a reply, without a Markdown code fence around it."""
     return re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
@@ -91,7 +92,9 @@ def _sentences(value) -> list[ModelSentence]:
         if isinstance(item, dict) and isinstance(item.get("text"), str) and item["text"].strip():
             sources = item.get("sources")
             numbers = sources if isinstance(sources, list) else []
-            sentences.append(ModelSentence(item["text"].strip(), [int(n) for n in numbers if isinstance(n, (int, float)) or str(n).isdigit()]))
+            sentences.append(
+                ModelSentence(item["text"].strip(), [int(n) for n in numbers if isinstance(n, (int, float)) or str(n).isdigit()])
+            )
     return sentences
 
 
@@ -107,7 +110,7 @@ def sentences_so_far(buffer: str) -> list[ModelSentence]:
     """The sentences of a JSON reply still being written, the last perhaps unfinished."""
     text = _reply_json(buffer)
     text = re.sub(r"(?<!\\)((?:\\\\)*)\\u[0-9a-fA-F]{0,3}$", r"\1", text)  # a \u escape the stream has not finished
-    return _sentences(_partial(text[text.find("{"):])) if "{" in text else []
+    return _sentences(_partial(text[text.find("{") :])) if "{" in text else []
 
 
 def parse_reply(text: str) -> ModelReply:
@@ -136,7 +139,9 @@ def with_fallback_note(problem: str) -> str:
 
 def quoted_instead(evidence: Answer, notice: str, kind: str, reported: list | None = None, checks: list | None = None) -> Answer:
     """The extractive answer served in place of a model's, saying why (`kind` is the fallback reason)."""
-    return replace(evidence, notice=notice, backend="extractive", model=None, fallback=kind, citations_reported=reported, verification=checks)
+    return replace(
+        evidence, notice=notice, backend="extractive", model=None, fallback=kind, citations_reported=reported, verification=checks
+    )
 
 
 # -- the answerer ----------------------------------------------------------------------------------
@@ -181,7 +186,7 @@ def _with_markers(text: str, numbers: list[int]) -> str:
         return text
     markers = "".join(f"[{n}]" for n in numbers)
     match = re.search(r"[.!?]+[\"”’)]*$", text)
-    return f"{text[: match.start()]} {markers}{text[match.start():]}" if match else f"{text} {markers}"
+    return f"{text[: match.start()]} {markers}{text[match.start() :]}" if match else f"{text} {markers}"
 
 
 class GenerativeAnswerer:
@@ -201,7 +206,9 @@ class GenerativeAnswerer:
     def excerpts(self, evidence: Answer) -> list[Excerpt]:
         """The evidence's cited points, numbered as in the evidence, each cut to EXCERPT_CHARS."""
         passages = {p.chunk.chunk_id: p for p in evidence.passages}
-        return [Excerpt(c.n, c, passages.get(c.chunk_id), _cut(re.sub(r"\s+", " ", c.quote).strip(), EXCERPT_CHARS)) for c in evidence.citations]
+        return [
+            Excerpt(c.n, c, passages.get(c.chunk_id), _cut(re.sub(r"\s+", " ", c.quote).strip(), EXCERPT_CHARS)) for c in evidence.citations
+        ]
 
     def messages(self, question: str, excerpts: list[Excerpt]) -> list:
         # the instructions (system) never change, so a backend can keep them evaluated; the rest comes last
@@ -229,7 +236,10 @@ class GenerativeAnswerer:
                 break
             excerpts = excerpts[:-1]
         if self._tokens(str(messages[0].content)) + user > budget:
-            raise ModelError(f"The question and passages are too long for the {self.name} model's context window ({self.settings.llm_context} tokens).", "context")
+            raise ModelError(
+                f"The question and passages are too long for the {self.name} model's context window ({self.settings.llm_context} tokens).",
+                "context",
+            )
         return messages, excerpts
 
     # answering --------------------------------------------------------------------------------
@@ -245,7 +255,9 @@ class GenerativeAnswerer:
             messages, excerpts = self.fit(question, self.excerpts(evidence))
             schema = answer_schema([e.number for e in excerpts])
             buffer, first_token = "", None
-            for piece in stream_text(self.model, messages, self.name, self.settings.llm_timeout, schema, self.settings.openai_response_format):
+            for piece in stream_text(
+                self.model, messages, self.name, self.settings.llm_timeout, schema, self.settings.openai_response_format
+            ):
                 if first_token is None:
                     first_token = time.perf_counter()
                 buffer += piece
@@ -292,7 +304,11 @@ class GenerativeAnswerer:
                     checks=[],
                 )
             return quoted_instead(
-                evidence, with_fallback_note(f"The {self.name} model's reply held no sentences that could be read"), "malformed", reported=reported, checks=[]
+                evidence,
+                with_fallback_note(f"The {self.name} model's reply held no sentences that could be read"),
+                "malformed",
+                reported=reported,
+                checks=[],
             )
         lines, checks = [], []
         for sentence in reply.sentences:
@@ -317,7 +333,9 @@ class GenerativeAnswerer:
         dropped = sum(c["action"] == "dropped" for c in checks)
         notices = [evidence.notice] if evidence.notice else []
         if flagged or dropped:
-            parts = ([f"{flagged} sentence{'s' if flagged != 1 else ''} marked ⚠"] if flagged else []) + ([f"{dropped} left out"] if dropped else [])
+            parts = ([f"{flagged} sentence{'s' if flagged != 1 else ''} marked ⚠"] if flagged else []) + (
+                [f"{dropped} left out"] if dropped else []
+            )
             notices.append(
                 f"Checked against the sources: {' and '.join(parts)}, because no passage shown supports "
                 f"{'it' if flagged + dropped == 1 else 'them'} as written (a point, number or qualification the passage does not give)."

@@ -80,8 +80,11 @@ def _unbalanced_quotes(text: str) -> bool:
 
 
 _TRAILING_CITATION = re.compile(r"\s*\([^()]*\)\s*[.;]?\s*$")
-_VERB = re.compile(r"\b(?:is|are|was|were|be|been|can|could|should|will|would|may|might|must|do|does|did|has|have|had|"
-                   r"need|needs|helps?|means?|shows?|found|finds|says?|gives?|makes?|takes?|uses?|used)\b", re.IGNORECASE)
+_VERB = re.compile(
+    r"\b(?:is|are|was|were|be|been|can|could|should|will|would|may|might|must|do|does|did|has|have|had|"
+    r"need|needs|helps?|means?|shows?|found|finds|says?|gives?|makes?|takes?|uses?|used)\b",
+    re.IGNORECASE,
+)
 
 
 _SUBTITLE = re.compile(r":\s+(?:An?|The)?\s*[A-Z][\w'’-]*(?:\s+[\w'’-]+){0,4}$")
@@ -148,6 +151,8 @@ def answer_findings(claims: list[str], allow_references: bool = False) -> list[s
         issues = problems(first)
         issues += [p for s in rest for p in problems(s) if p in ("about the document itself", "markup")]
         if allow_references:
-            issues = [p for p in issues if p not in ("reference entry", "title or heading", "fragment")] if is_reference_entry(first) else issues
+            issues = (
+                [p for p in issues if p not in ("reference entry", "title or heading", "fragment")] if is_reference_entry(first) else issues
+            )
         findings.extend(f"{issue}: {claim[:90]}" for issue in dict.fromkeys(issues))
     return findings

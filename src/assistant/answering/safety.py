@@ -37,7 +37,9 @@ _PAYMENT = (
     r"bank (?:details|account(?: number| details)?)|account number|sort code|card (?:number|details)|"
     r"credit card|debit card|\bcvv\b|\bcvc\b|\biban\b|swift code|payment details|billing details"
 )
-_HAND_OVER = r"send|e-?mail|share|give|provide|submit|enter|type|forward|reply with|confirm|disclose|tell|text|post|upload|fill in|supply|hand over"
+_HAND_OVER = (
+    r"send|e-?mail|share|give|provide|submit|enter|type|forward|reply with|confirm|disclose|tell|text|post|upload|fill in|supply|hand over"
+)
 _VERIFY = r"verify|re-?verify|validate|confirm|unlock|reactivate|re-?activate|restore|secure|update"
 _ACCOUNT = r"account|log-?in|identity|mailbox|email|nhsmail|smartcard|access|profile|credentials?"
 _CONTACT = r"e-?mail|contact|write to|message|call|phone|text|click|visit|go to|open|follow|log ?in at|sign ?in at"
@@ -66,17 +68,24 @@ def suspicious_instruction(sentence: str) -> str | None:
     if credential and hand_over and not negated:
         # "Enter your password on the login page" is how logins work; it is planted when it
         # points the reader at an address, is urgent, or asks for the secret to be sent.
-        sends = _search(r"\b(?:send|e-?mail|share|give|provide|submit|forward|reply with|disclose|tell|text|post|upload|supply|hand over)\b", lowered)
+        sends = _search(
+            r"\b(?:send|e-?mail|share|give|provide|submit|forward|reply with|disclose|tell|text|post|upload|supply|hand over)\b", lowered
+        )
         if address or sends or _search(_URGENT, lowered):
             return f"asks the reader to send or enter a {_noun(credential.group(0))}"
     if payment and hand_over and not negated:
-        asks = address or _search(r"\b(?:send|e-?mail|share|give|provide|submit|forward|reply with|confirm|disclose|text|post|upload|supply)\b", lowered)
+        asks = address or _search(
+            r"\b(?:send|e-?mail|share|give|provide|submit|forward|reply with|confirm|disclose|text|post|upload|supply)\b", lowered
+        )
         # "the trust will need your bank details" is the organisation's own process, unless it points at an address
         own_process = _search(r"\b(?:we|the trust|the team|finance|payroll) (?:will )?(?:need|needs|ask|asks|collect|collects)\b", lowered)
         if asks and (address or not own_process):
             return "asks the reader to send payment or bank details"
     if address:
-        verify = _search(rf"\b(?:{_VERIFY})\b[^.]{{0,40}}\b(?:{_ACCOUNT})\b|\b(?:{_ACCOUNT})\b[^.]{{0,20}}\b(?:verification|will be (?:suspended|closed|locked|disabled))", lowered)
+        verify = _search(
+            rf"\b(?:{_VERIFY})\b[^.]{{0,40}}\b(?:{_ACCOUNT})\b|\b(?:{_ACCOUNT})\b[^.]{{0,20}}\b(?:verification|will be (?:suspended|closed|locked|disabled))",
+            lowered,
+        )
         contact = _search(rf"\b(?:{_CONTACT})\b", lowered)
         if verify and (contact or _search(_URGENT, lowered)):
             return "asks the reader to contact an address or open a link to verify an account"

@@ -32,7 +32,7 @@ def markdown_debris(answer_text: str) -> list[str]:
         match = pattern.search(answer_text or "")
         if match:
             start = max(0, match.start() - 30)
-            findings.append(f"markdown debris ({name}): …{answer_text[start:match.end() + 30].strip()}…")
+            findings.append(f"markdown debris ({name}): …{answer_text[start : match.end() + 30].strip()}…")
     return findings
 
 
@@ -55,7 +55,7 @@ def hygiene_findings(question: str, answer_text: str) -> list[str]:
 
 
 class RelevanceScorer:
-    """"Answers the question": the cross-encoder's logit of the answer's lead claim (its first cited claim)
+    """ "Answers the question": the cross-encoder's logit of the answer's lead claim (its first cited claim)
     against the question, through ``service.relevance_scores``. Positive means the model reads the lead as
     answering it. Tried once: when the cross-encoder is unavailable every turn is "not run (reason)".
     """
@@ -69,7 +69,11 @@ class RelevanceScorer:
     def status(self) -> str:
         if self.reason:
             return f"answers-the-question: not run ({self.reason})"
-        return "answers-the-question: cross-encoder score of the lead claim" if self.ran else "answers-the-question: not run (no answer to score)"
+        return (
+            "answers-the-question: cross-encoder score of the lead claim"
+            if self.ran
+            else "answers-the-question: not run (no answer to score)"
+        )
 
     def score(self, question: str, answer_text: str) -> float | None:
         if self.reason:

@@ -15,9 +15,26 @@ from assistant.themes import CASE_THEMES
 CASE_METRICS = ("hit@5", "mrr", "abstention_correct", "keypoint_coverage", "passed")
 #: Summary figures whose change is shown next to each other in reports.
 COMPARED_SUMMARY = (
-    "pass_rate", "hygiene_clean", "answers_question", "answers_question_above_0", "hit@1", "hit@3", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit", "citation_validity",
-    "citation_support", "keypoint_coverage", "abstention_accuracy", "abstention_precision", "abstention_recall",
-    "abstention_f1", "latency_p50_ms", "latency_p95_ms",
+    "pass_rate",
+    "hygiene_clean",
+    "answers_question",
+    "answers_question_above_0",
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "recall@5",
+    "mrr",
+    "ndcg@5",
+    "context_budget_hit",
+    "citation_validity",
+    "citation_support",
+    "keypoint_coverage",
+    "abstention_accuracy",
+    "abstention_precision",
+    "abstention_recall",
+    "abstention_f1",
+    "latency_p50_ms",
+    "latency_p95_ms",
 ) + JUDGED_METRICS
 #: Metrics a floor makes sense for (scores in [0, 1]; latencies are not "higher is better").
 GATE_METRICS = tuple(m for m in SUMMARY_METRICS if m not in LATENCY_METRICS)
@@ -71,8 +88,13 @@ def compare(current: dict, baseline: dict, baseline_path: str = "") -> dict:
             if a is None or b is None or abs(a - b) <= EPSILON:
                 continue
             change = {
-                "id": case_id, "theme": case.get("theme"), "suite": case.get("suite"), "metric": metric,
-                "before": a, "after": b, "question": case.get("question", "")[:300],
+                "id": case_id,
+                "theme": case.get("theme"),
+                "suite": case.get("suite"),
+                "metric": metric,
+                "before": a,
+                "after": b,
+                "question": case.get("question", "")[:300],
             }
             (regressions if b < a else improvements).append(change)
     summary = {"overall": _side_by_side(current["summary"].get("overall", {}), baseline["summary"].get("overall", {}))}
@@ -83,7 +105,12 @@ def compare(current: dict, baseline: dict, baseline_path: str = "") -> dict:
     }
     warnings = []
     old_run, new_run = baseline.get("run", {}), current.get("run", {})
-    for key, label in (("corpus_hash", "corpus"), ("embedding_model", "embedding model"), ("chunking", "chunking settings"), ("backend", "backend")):
+    for key, label in (
+        ("corpus_hash", "corpus"),
+        ("embedding_model", "embedding model"),
+        ("chunking", "chunking settings"),
+        ("backend", "backend"),
+    ):
         if key in old_run and key in new_run and old_run[key] != new_run[key]:
             warnings.append(f"the baseline used a different {label} ({old_run[key]!r} then, {new_run[key]!r} now)")
     order = {m: i for i, m in enumerate(CASE_METRICS)}
@@ -163,6 +190,15 @@ def check_gates(summary: dict, gates: list[Gate]) -> list[dict]:
             verdict = "ok  " if passed else "FAIL"
             relation = ">=" if passed else "<"
             message = f"{verdict} {gate.label} = {value:.4f} {relation} floor {gate.floor:g}"
-        results.append({"gate": str(gate), "metric": gate.metric, "theme": gate.theme, "floor": gate.floor,
-                        "value": value, "passed": passed, "message": message})
+        results.append(
+            {
+                "gate": str(gate),
+                "metric": gate.metric,
+                "theme": gate.theme,
+                "floor": gate.floor,
+                "value": value,
+                "passed": passed,
+                "message": message,
+            }
+        )
     return results

@@ -37,10 +37,20 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--backend", default=None, help="answer backend (default: the configured one)")
     p.add_argument("--report", type=Path, metavar="DIR", help="write results.json, summary.md, report.html and junit.xml here")
     p.add_argument("--baseline", type=Path, metavar="RUN.json", help="an earlier results.json to compare with")
-    p.add_argument("--fail-under", nargs="+", action="extend", default=[], metavar="METRIC=VALUE",
-                   help="exit 1 when a figure is under its floor, e.g. hit@5=0.9 abstention_f1=0.8 ebcd:hit@5=0.8")
-    p.add_argument("--judge", default=None, metavar="BACKEND",
-                   help="LLM backend that grades groundedness and relevance (default: the answer backend if it is an LLM; 'none' to skip)")
+    p.add_argument(
+        "--fail-under",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="exit 1 when a figure is under its floor, e.g. hit@5=0.9 abstention_f1=0.8 ebcd:hit@5=0.8",
+    )
+    p.add_argument(
+        "--judge",
+        default=None,
+        metavar="BACKEND",
+        help="LLM backend that grades groundedness and relevance (default: the answer backend if it is an LLM; 'none' to skip)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--evals-dir", type=Path, default=EVALS_DIR, help=argparse.SUPPRESS)
     g = p.add_argument_group(f"{IMPORT_FEEDBACK} options")
@@ -133,9 +143,14 @@ def run_eval(args, service=None) -> int:
         for gate in results_doc["gates"]:
             print(f"  {gate['message']}")
     if failed:
-        print(f"\n{len(failed)} gate(s) failed: " + "; ".join(
-            f"{g['gate'].split('=')[0]} is {'not measured' if g['value'] is None else format(g['value'], '.4f')} (floor {g['floor']:g})"
-            for g in failed), file=sys.stderr)
+        print(
+            f"\n{len(failed)} gate(s) failed: "
+            + "; ".join(
+                f"{g['gate'].split('=')[0]} is {'not measured' if g['value'] is None else format(g['value'], '.4f')} (floor {g['floor']:g})"
+                for g in failed
+            ),
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -161,7 +176,9 @@ def cmd_import_feedback(args, service=None) -> int:
     kind = "ratings" if args.all else "thumbs-down ratings"
     print(f"Read {result.read} {kind} from {db}.")
     if result.skipped_duplicates:
-        print(f"Skipped {len(result.skipped_duplicates)} whose question is already a case: rows {', '.join(map(str, result.skipped_duplicates))}.")
+        print(
+            f"Skipped {len(result.skipped_duplicates)} whose question is already a case: rows {', '.join(map(str, result.skipped_duplicates))}."
+        )
     if result.skipped_empty:
         print(f"Skipped {len(result.skipped_empty)} with no question: rows {', '.join(map(str, result.skipped_empty))}.")
     if result.path is None:

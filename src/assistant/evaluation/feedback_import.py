@@ -127,12 +127,16 @@ def candidate_case(row: dict, case_id: str) -> dict:
             evidence.append({"document": document, "snippet": snippet})
     rating = row.get("rating")
     verdict = "thumbs down" if (rating or 0) < 0 else "thumbs up" if (rating or 0) > 0 else "no rating"
-    note = [f"From UI feedback row {row['id']} ({row.get('created_at') or 'undated'}, {verdict}, backend {row.get('backend') or 'unknown'})."]
+    note = [
+        f"From UI feedback row {row['id']} ({row.get('created_at') or 'undated'}, {verdict}, backend {row.get('backend') or 'unknown'})."
+    ]
     if (row.get("comment") or "").strip():
         note.append(f"Comment: {row['comment'].strip()}")
     earlier = history_questions(_json(row.get("history_json"), []))
     if earlier:
-        note.append("Asked after: " + " | ".join(earlier) + ". Make it a follow-up of a case with those questions, or reword it to stand alone.")
+        note.append(
+            "Asked after: " + " | ".join(earlier) + ". Make it a follow-up of a case with those questions, or reword it to stand alone."
+        )
     if evidence:
         note.append("Evidence is the answer's citations: check each supports the answer, replace wrong ones, and check the theme.")
     else:

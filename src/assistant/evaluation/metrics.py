@@ -101,11 +101,7 @@ def _require_k(k: int) -> None:
 
 def _matched_items(evidence: Evidence, document: str, text: str) -> set[int]:
     """Indexes of the evidence items that this passage matches."""
-    return {
-        i
-        for i, (ev_document, snippet) in enumerate(evidence)
-        if ev_document == document and evidence_matches(snippet, text)
-    }
+    return {i for i, (ev_document, snippet) in enumerate(evidence) if ev_document == document and evidence_matches(snippet, text)}
 
 
 def first_hit_rank(evidence: Evidence, ranked: Ranked) -> int | None:
@@ -206,8 +202,11 @@ def missing_key_points(answer: str, key_points: Sequence[Sequence[str]]) -> list
     """The key-point groups none of whose alternatives is in the answer (same matching as
     :func:`keypoint_coverage`)."""
     haystack = normalise(answer)
-    return [list(group) for group in key_points
-            if not any(normalise(alternative) and normalise(alternative) in haystack for alternative in group)]
+    return [
+        list(group)
+        for group in key_points
+        if not any(normalise(alternative) and normalise(alternative) in haystack for alternative in group)
+    ]
 
 
 def abstention_scores(pairs: Iterable[tuple[bool, bool]]) -> dict[str, float]:

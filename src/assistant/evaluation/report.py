@@ -75,13 +75,15 @@ def run_stamp(service, backend: str, suite_files: list[Path], cases: list[dict],
     for path in suite_files:
         name = Path(path).stem
         own = [c for c in cases if c.get("_suite") == name]
-        suites.append({
-            "name": name,
-            "path": str(path),
-            "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
-            "cases": len(own),
-            "turns": sum(1 + len(c.get("followups") or []) for c in own),
-        })
+        suites.append(
+            {
+                "name": name,
+                "path": str(path),
+                "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+                "cases": len(own),
+                "turns": sum(1 + len(c.get("followups") or []) for c in own),
+            }
+        )
     return {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git": git_commit(project_root),
@@ -98,8 +100,17 @@ def run_stamp(service, backend: str, suite_files: list[Path], cases: list[dict],
         "suites": suites,
         "retrieval": {
             name: getattr(settings, name)
-            for name in ("top_k", "candidates", "fusion_weights", "primary_boost", "primary_quota", "min_relevance",
-                         "min_sentence_relevance", "answer_sentences", "max_question_chars")
+            for name in (
+                "top_k",
+                "candidates",
+                "fusion_weights",
+                "primary_boost",
+                "primary_quota",
+                "min_relevance",
+                "min_sentence_relevance",
+                "answer_sentences",
+                "max_question_chars",
+            )
             if hasattr(settings, name)
         },
         "evaluation": {
@@ -113,14 +124,20 @@ def run_stamp(service, backend: str, suite_files: list[Path], cases: list[dict],
     }
 
 
-def results_document(stamp: dict, summary: dict, cases: list[dict], judge_status: str, comparison: dict | None,
-                     gates: list[dict], answers_question_status: str | None = None) -> dict:
+def results_document(
+    stamp: dict,
+    summary: dict,
+    cases: list[dict],
+    judge_status: str,
+    comparison: dict | None,
+    gates: list[dict],
+    answers_question_status: str | None = None,
+) -> dict:
     status = answers_question_status or "answers-the-question: not run (not requested)"
     return {
         "format": FORMAT,
         "run": stamp,
-        "judged": {"status": judge_status, "ran": not judge_status.startswith("judged metrics: not run"),
-                   "metrics": list(JUDGED_METRICS)},
+        "judged": {"status": judge_status, "ran": not judge_status.startswith("judged metrics: not run"), "metrics": list(JUDGED_METRICS)},
         "answers_question": {"status": status, "ran": ": not run" not in status},
         "pass_rule": PASS_RULE,
         "summary": summary,

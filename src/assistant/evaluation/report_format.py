@@ -12,38 +12,116 @@ from assistant.evaluation.runner import (
 )
 
 #: Columns of the per-theme tables and the charts.
-THEME_COLUMNS = ("turns", "turns_passed", "hit@5", "mrr", "ndcg@5", "recall@5", "context_budget_hit", "keypoint_coverage",
-                 "citation_validity", "citation_support", "abstention_accuracy", "hygiene_findings", "answers_question",
-                 "latency_p50_ms", "latency_p95_ms")
-CHART_METRICS = ("pass_rate", "hit@5", "mrr", "ndcg@5", "keypoint_coverage", "abstention_accuracy", "citation_support",
-                 "hygiene_clean", "answers_question_above_0")
-OVERALL_ROWS = ("turns_passed",) + READER_METRICS + ("hygiene_findings", "partial_turns") + RETRIEVAL_METRICS + ANSWER_METRICS + (
-    "abstention_accuracy", "abstention_precision", "abstention_recall", "abstention_f1", "latency_p50_ms", "latency_p95_ms",
-) + MODEL_METRICS + ("first_token_p50_ms", "first_token_p95_ms") + JUDGED_METRICS
+THEME_COLUMNS = (
+    "turns",
+    "turns_passed",
+    "hit@5",
+    "mrr",
+    "ndcg@5",
+    "recall@5",
+    "context_budget_hit",
+    "keypoint_coverage",
+    "citation_validity",
+    "citation_support",
+    "abstention_accuracy",
+    "hygiene_findings",
+    "answers_question",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
+CHART_METRICS = (
+    "pass_rate",
+    "hit@5",
+    "mrr",
+    "ndcg@5",
+    "keypoint_coverage",
+    "abstention_accuracy",
+    "citation_support",
+    "hygiene_clean",
+    "answers_question_above_0",
+)
+OVERALL_ROWS = (
+    ("turns_passed",)
+    + READER_METRICS
+    + ("hygiene_findings", "partial_turns")
+    + RETRIEVAL_METRICS
+    + ANSWER_METRICS
+    + (
+        "abstention_accuracy",
+        "abstention_precision",
+        "abstention_recall",
+        "abstention_f1",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    )
+    + MODEL_METRICS
+    + ("first_token_p50_ms", "first_token_p95_ms")
+    + JUDGED_METRICS
+)
 #: Suite table columns (summary.md and report.html).
-SUITE_COLUMNS = ("turns", "turns_passed", "keypoint_coverage", "abstention_precision", "abstention_recall", "abstention_f1",
-                 "hit@5", "hygiene_findings", "answers_question", "answers_question_above_0")
+SUITE_COLUMNS = (
+    "turns",
+    "turns_passed",
+    "keypoint_coverage",
+    "abstention_precision",
+    "abstention_recall",
+    "abstention_f1",
+    "hit@5",
+    "hygiene_findings",
+    "answers_question",
+    "answers_question_above_0",
+)
 LABELS = {
-    "hit@1": "Hit@1", "hit@3": "Hit@3", "hit@5": "Hit@5", "recall@5": "Recall@5", "mrr": "MRR", "ndcg@5": "nDCG@5",
-    "context_budget_hit": f"Evidence in first {CONTEXT_BUDGET_CHARS} chars", "citation_validity": "Citation validity",
-    "citation_support": "Citation support", "keypoint_coverage": "Key-point coverage",
-    "abstention_accuracy": "Abstention accuracy", "abstention_precision": "Abstention precision",
-    "abstention_recall": "Abstention recall", "abstention_f1": "Abstention F1", "latency_p50_ms": "Latency p50 (ms)",
-    "latency_p95_ms": "Latency p95 (ms)", "judged_groundedness": "Groundedness (judged)",
-    "judged_relevance": "Answer relevance (judged)", "turns": "Turns",
-    "model_fallback": "Model answers replaced by quotes", "sentences_unsupported": "Model sentences unsupported",
-    "first_token_p50_ms": "First token p50 (ms)", "first_token_p95_ms": "First token p95 (ms)",
-    "turns_passed": "Turns passed", "pass_rate": "Share of turns passed", "hygiene_clean": "Answers without hygiene findings",
-    "hygiene_findings": "Hygiene findings", "partial_turns": "Partly covered answers",
-    "answers_question": "Answers the question (mean logit)", "answers_question_above_0": "Answers the question (share > 0)",
+    "hit@1": "Hit@1",
+    "hit@3": "Hit@3",
+    "hit@5": "Hit@5",
+    "recall@5": "Recall@5",
+    "mrr": "MRR",
+    "ndcg@5": "nDCG@5",
+    "context_budget_hit": f"Evidence in first {CONTEXT_BUDGET_CHARS} chars",
+    "citation_validity": "Citation validity",
+    "citation_support": "Citation support",
+    "keypoint_coverage": "Key-point coverage",
+    "abstention_accuracy": "Abstention accuracy",
+    "abstention_precision": "Abstention precision",
+    "abstention_recall": "Abstention recall",
+    "abstention_f1": "Abstention F1",
+    "latency_p50_ms": "Latency p50 (ms)",
+    "latency_p95_ms": "Latency p95 (ms)",
+    "judged_groundedness": "Groundedness (judged)",
+    "judged_relevance": "Answer relevance (judged)",
+    "turns": "Turns",
+    "model_fallback": "Model answers replaced by quotes",
+    "sentences_unsupported": "Model sentences unsupported",
+    "first_token_p50_ms": "First token p50 (ms)",
+    "first_token_p95_ms": "First token p95 (ms)",
+    "turns_passed": "Turns passed",
+    "pass_rate": "Share of turns passed",
+    "hygiene_clean": "Answers without hygiene findings",
+    "hygiene_findings": "Hygiene findings",
+    "partial_turns": "Partly covered answers",
+    "answers_question": "Answers the question (mean logit)",
+    "answers_question_above_0": "Answers the question (share > 0)",
 }
-SHORT = {"context_budget_hit": "Evidence ≤ budget", "keypoint_coverage": "Key points", "citation_validity": "Cit. validity",
-         "citation_support": "Cit. support", "abstention_accuracy": "Abst. accuracy", "latency_p50_ms": "p50 ms",
-         "latency_p95_ms": "p95 ms", "turns_passed": "Passed", "hygiene_findings": "Hygiene", "answers_question": "Answers q.",
-         "abstention_precision": "Abst. P", "abstention_recall": "Abst. R", "abstention_f1": "Abst. F1",
-         "answers_question_above_0": "Answers q. > 0"}
+SHORT = {
+    "context_budget_hit": "Evidence ≤ budget",
+    "keypoint_coverage": "Key points",
+    "citation_validity": "Cit. validity",
+    "citation_support": "Cit. support",
+    "abstention_accuracy": "Abst. accuracy",
+    "latency_p50_ms": "p50 ms",
+    "latency_p95_ms": "p95 ms",
+    "turns_passed": "Passed",
+    "hygiene_findings": "Hygiene",
+    "answers_question": "Answers q.",
+    "abstention_precision": "Abst. P",
+    "abstention_recall": "Abst. R",
+    "abstention_f1": "Abst. F1",
+    "answers_question_above_0": "Answers q. > 0",
+}
 #: Counts, shown as integers.
 COUNTS = ("turns", "answerable_turns", "turns_passed", "hygiene_findings", "partial_turns", "answers_question_turns")
+
 
 def fmt(value, metric: str = "") -> str:
     if value is None:

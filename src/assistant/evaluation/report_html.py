@@ -51,8 +51,7 @@ def nice_ceiling(value: float) -> float:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
 
 
-def chart(title: str, rows: list[tuple[str, float | None, float | None]], maximum: float = 1.0, unit: str = "",
-          metric: str = "") -> dict:
+def chart(title: str, rows: list[tuple[str, float | None, float | None]], maximum: float = 1.0, unit: str = "", metric: str = "") -> dict:
     """A bar chart's geometry: one group per row, this run's bar above the baseline's (260 px for `maximum`)."""
     has_base = any(b is not None for _, _, b in rows)
     label_w, bar_w, value_w = 190, 260, 70
@@ -61,8 +60,10 @@ def chart(title: str, rows: list[tuple[str, float | None, float | None]], maximu
     top = 28
     height = top + group_h * len(rows) + 18
     maximum = maximum or 1.0
-    ticks = [{"x": f"{label_w + bar_w * tick:.1f}",
-              "text": f"{maximum * tick:,.0f}" if metric.endswith("_ms") else f"{maximum * tick:g}"} for tick in (0.0, 0.5, 1.0)]
+    ticks = [
+        {"x": f"{label_w + bar_w * tick:.1f}", "text": f"{maximum * tick:,.0f}" if metric.endswith("_ms") else f"{maximum * tick:g}"}
+        for tick in (0.0, 0.5, 1.0)
+    ]
     groups = []
     for i, (label, current, baseline) in enumerate(rows):
         y = top + i * group_h
@@ -70,16 +71,32 @@ def chart(title: str, rows: list[tuple[str, float | None, float | None]], maximu
         kinds = [("this run", current, CURRENT_COLOUR)] + ([("baseline", baseline, BASELINE_COLOUR)] if has_base else [])
         for j, (name, value, colour) in enumerate(kinds):
             w = None if value is None else max(0.0, min(1.0, value / maximum)) * bar_w
-            bars.append({"name": name, "y": y + j * bar_h, "colour": colour, "w": None if w is None else f"{w:.1f}",
-                         "text_x": None if w is None else f"{label_w + w + 4:.1f}",
-                         "text": None if value is None else fmt(value, metric) + unit})
+            bars.append(
+                {
+                    "name": name,
+                    "y": y + j * bar_h,
+                    "colour": colour,
+                    "w": None if w is None else f"{w:.1f}",
+                    "text_x": None if w is None else f"{label_w + w + 4:.1f}",
+                    "text": None if value is None else fmt(value, metric) + unit,
+                }
+            )
         groups.append({"label": label, "y": y, "bars": bars})
-    return {"title": title, "width": label_w + bar_w + value_w, "height": height, "top": top, "label_w": label_w,
-            "bar_h": bar_h, "ticks": ticks, "rows": groups}
+    return {
+        "title": title,
+        "width": label_w + bar_w + value_w,
+        "height": height,
+        "top": top,
+        "label_w": label_w,
+        "bar_h": bar_h,
+        "ticks": ticks,
+        "rows": groups,
+    }
 
 
-def bar_chart(title: str, rows: list[tuple[str, float | None, float | None]], maximum: float = 1.0, unit: str = "",
-              metric: str = "") -> str:
+def bar_chart(
+    title: str, rows: list[tuple[str, float | None, float | None]], maximum: float = 1.0, unit: str = "", metric: str = ""
+) -> str:
     """The chart as inline SVG."""
     return str(_environment().get_template("charts.svg.j2").module.bar_chart(chart(title, rows, maximum, unit, metric)))
 
@@ -123,8 +140,13 @@ def _theme_table(summary: dict, side: dict) -> dict:
         for c in columns:
             delta = (base_theme.get(theme, {}).get(c) or {}).get("delta")
             shown = delta is not None and abs(delta) > 1e-9 and c != "turns"
-            cells.append({"text": fmt(figures.get(c), c), "delta": fmt_delta(delta, c) if shown else "",
-                          "cls": _delta(delta, c)["cls"] if shown else ""})
+            cells.append(
+                {
+                    "text": fmt(figures.get(c), c),
+                    "delta": fmt_delta(delta, c) if shown else "",
+                    "cls": _delta(delta, c)["cls"] if shown else "",
+                }
+            )
         rows.append((theme, cells))
     return {"columns": _columns(columns), "rows": rows}
 
@@ -157,8 +179,17 @@ def _comparison(comparison: dict) -> dict | None:
     base_run = comparison["baseline"].get("run", {})
 
     def items(found: list[dict]) -> list[dict]:
-        return [{"id": i["id"], "theme": i["theme"], "metric": i["metric"], "before": fmt(i["before"]), "after": fmt(i["after"]),
-                 "question": i["question"][:200]} for i in found]
+        return [
+            {
+                "id": i["id"],
+                "theme": i["theme"],
+                "metric": i["metric"],
+                "before": fmt(i["before"]),
+                "after": fmt(i["after"]),
+                "question": i["question"][:200],
+            }
+            for i in found
+        ]
 
     return {
         "path": comparison["baseline"].get("path", ""),
@@ -182,33 +213,49 @@ def report_html(document: dict) -> str:
         if metric not in overall and metric not in side.get("overall", {}):
             continue
         cell = side.get("overall", {}).get(metric, {}) if has_base else {}
-        overall_rows.append({"label": LABELS.get(metric, metric), "value": fmt(overall.get(metric), metric),
-                             "baseline": fmt(cell.get("baseline"), metric), "delta": _delta(cell.get("delta"), metric)})
+        overall_rows.append(
+            {
+                "label": LABELS.get(metric, metric),
+                "value": fmt(overall.get(metric), metric),
+                "baseline": fmt(cell.get("baseline"), metric),
+                "delta": _delta(cell.get("delta"), metric),
+            }
+        )
     by_suite = summary.get("by_suite")
-    page = _environment().get_template("report.html.j2").render(
-        timestamp=stamp.get("timestamp", ""),
-        all_held=all(g["passed"] for g in document.get("gates") or []) and not failing,
-        headline=headline(document),
-        pass_rule=PASS_RULE,
-        stamp=stamp_lines(stamp),
-        judged_status=document["judged"]["status"],
-        status_lines=status_lines(document)[1:],
-        gates=[{"gate": g["gate"], "value": fmt(g["value"]), "floor": f"{g['floor']:g}", "passed": g["passed"]}
-               for g in document.get("gates") or []],
-        failing=failing,
-        every=failing + [_turn(c, r) for c, r in judged if not r],
-        suites={"columns": _columns(SUITE_COLUMNS),
-                "rows": [(name, [fmt(f.get(c), c) for c in SUITE_COLUMNS]) for name, f in by_suite.items()]} if by_suite else None,
-        has_base=has_base,
-        colours={"current": CURRENT_COLOUR, "baseline": BASELINE_COLOUR},
-        chart_list=_charts(summary, side),
-        themes=_theme_table(summary, side),
-        overall=overall_rows,
-        turns=overall["turns"],
-        answerable_turns=overall.get("answerable_turns", 0),
-        support_rule=f"Support: a cited passage supports its sentence when at least {SUPPORT_LEXICAL:.0%} of the sentence's "
-                     f"content words occur in it and the sentence's embedding is within cosine {SUPPORT_COSINE} of the "
-                     "passage's closest sentence.",
-        comparison=_comparison(comparison),
+    page = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            timestamp=stamp.get("timestamp", ""),
+            all_held=all(g["passed"] for g in document.get("gates") or []) and not failing,
+            headline=headline(document),
+            pass_rule=PASS_RULE,
+            stamp=stamp_lines(stamp),
+            judged_status=document["judged"]["status"],
+            status_lines=status_lines(document)[1:],
+            gates=[
+                {"gate": g["gate"], "value": fmt(g["value"]), "floor": f"{g['floor']:g}", "passed": g["passed"]}
+                for g in document.get("gates") or []
+            ],
+            failing=failing,
+            every=failing + [_turn(c, r) for c, r in judged if not r],
+            suites={
+                "columns": _columns(SUITE_COLUMNS),
+                "rows": [(name, [fmt(f.get(c), c) for c in SUITE_COLUMNS]) for name, f in by_suite.items()],
+            }
+            if by_suite
+            else None,
+            has_base=has_base,
+            colours={"current": CURRENT_COLOUR, "baseline": BASELINE_COLOUR},
+            chart_list=_charts(summary, side),
+            themes=_theme_table(summary, side),
+            overall=overall_rows,
+            turns=overall["turns"],
+            answerable_turns=overall.get("answerable_turns", 0),
+            support_rule=f"Support: a cited passage supports its sentence when at least {SUPPORT_LEXICAL:.0%} of the sentence's "
+            f"content words occur in it and the sentence's embedding is within cosine {SUPPORT_COSINE} of the "
+            "passage's closest sentence.",
+            comparison=_comparison(comparison),
+        )
     )
     return page.rstrip("\n") + "\n"

@@ -28,24 +28,45 @@ def junit_xml(document: dict) -> bytes:
     stamp = document["run"]
     total_failures = sum(1 for c in cases if turn_failures(c))
     total_time = sum(c["scores"].get("latency_ms", 0.0) for c in cases) / 1000
-    root = ET.Element("testsuites", name="assistant-eval", tests=str(len(cases)), failures=str(total_failures), errors="0",
-                      time=f"{total_time:.3f}")
+    root = ET.Element(
+        "testsuites", name="assistant-eval", tests=str(len(cases)), failures=str(total_failures), errors="0", time=f"{total_time:.3f}"
+    )
     for number, (name, members) in enumerate(suites.items()):
         failures = sum(1 for c in members if turn_failures(c))
-        suite_el = ET.SubElement(root, "testsuite", name=_x(name), tests=str(len(members)), failures=str(failures), errors="0",
-                                 skipped="0", time=f"{sum(c['scores'].get('latency_ms', 0.0) for c in members) / 1000:.3f}",
-                                 timestamp=_x(str(stamp.get("timestamp", ""))[:19]), hostname="localhost", id=str(number),
-                                 package="eval")
+        suite_el = ET.SubElement(
+            root,
+            "testsuite",
+            name=_x(name),
+            tests=str(len(members)),
+            failures=str(failures),
+            errors="0",
+            skipped="0",
+            time=f"{sum(c['scores'].get('latency_ms', 0.0) for c in members) / 1000:.3f}",
+            timestamp=_x(str(stamp.get("timestamp", ""))[:19]),
+            hostname="localhost",
+            id=str(number),
+            package="eval",
+        )
         props = ET.SubElement(suite_el, "properties")
-        for key, value in (("corpus_hash", stamp.get("corpus_hash")), ("embedding_model", stamp.get("embedding_model")),
-                           ("chunking", json.dumps(stamp.get("chunking"))), ("backend", stamp.get("backend")),
-                           ("git_commit", stamp.get("git", {}).get("commit")), ("prompts", stamp.get("prompts")),
-                           ("judged", document["judged"]["status"])):
+        for key, value in (
+            ("corpus_hash", stamp.get("corpus_hash")),
+            ("embedding_model", stamp.get("embedding_model")),
+            ("chunking", json.dumps(stamp.get("chunking"))),
+            ("backend", stamp.get("backend")),
+            ("git_commit", stamp.get("git", {}).get("commit")),
+            ("prompts", stamp.get("prompts")),
+            ("judged", document["judged"]["status"]),
+        ):
             ET.SubElement(props, "property", name=key, value=_x(value))
         for case in members:
             s = case["scores"]
-            el = ET.SubElement(suite_el, "testcase", classname=_x(f"eval.{name}.{case['theme']}"), name=_x(case["id"]),
-                               time=f"{s.get('latency_ms', 0.0) / 1000:.3f}")
+            el = ET.SubElement(
+                suite_el,
+                "testcase",
+                classname=_x(f"eval.{name}.{case['theme']}"),
+                name=_x(case["id"]),
+                time=f"{s.get('latency_ms', 0.0) / 1000:.3f}",
+            )
             reasons = turn_failures(case)
             if reasons:
                 failure = ET.SubElement(el, "failure", message=_x("; ".join(reasons)), type="EvaluationFailure")

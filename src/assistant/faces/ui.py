@@ -334,7 +334,12 @@ class ChatUI(LibraryActions):
     def export(self, turns, fmt: str = "md"):
         """The conversation as a Markdown (md) or Word (docx) file; returns its path."""
         records = [
-            {"question": t["question"], "answer": t.get("answer") or {"answer": t.get("error", "")}, "document": t.get("document"), "theme": t.get("theme")}
+            {
+                "question": t["question"],
+                "answer": t.get("answer") or {"answer": t.get("error", "")},
+                "document": t.get("document"),
+                "theme": t.get("theme"),
+            }
             for t in turns or []
         ]
         fmt = "docx" if str(fmt or "").lower().lstrip(".") == "docx" else "md"
@@ -365,7 +370,9 @@ def build_app(service) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
-                    document = gr.Dropdown(_document_choices(sources), value="", label="Search in document", min_width=200, elem_id="document-filter")
+                    document = gr.Dropdown(
+                        _document_choices(sources), value="", label="Search in document", min_width=200, elem_id="document-filter"
+                    )
                     theme = gr.Dropdown(_theme_choices(), value="", label="Search on theme", min_width=200, elem_id="theme-filter")
                     backend = gr.Dropdown(
                         [(b.label, b.name) for b in service.backends()],
@@ -459,7 +466,9 @@ def require_login_off_loopback(host: str, auth) -> None:
         )
 
 
-def serve(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, auth=None, prevent_thread_lock: bool = False, quiet: bool = False):
+def serve(
+    app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, auth=None, prevent_thread_lock: bool = False, quiet: bool = False
+):
     """Start the server with the app's styling and limits; refuses a non-loopback address without a login."""
     require_login_off_loopback(host, auth)
     return app.launch(

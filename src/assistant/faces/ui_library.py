@@ -48,7 +48,9 @@ class LibraryActions:
     def library_rows(self) -> list[list]:
         """Title, passages, date added and licence, newest first."""
         documents = sorted(self._sources(), key=lambda d: (d.get("added_at") or "", d["source"]), reverse=True)
-        return [[d["short_title"], d["chunks"], (d.get("added_at") or "")[:16].replace("T", " "), d.get("licence") or ""] for d in documents]
+        return [
+            [d["short_title"], d["chunks"], (d.get("added_at") or "")[:16].replace("T", " "), d.get("licence") or ""] for d in documents
+        ]
 
     def _hidden_choices(self) -> list[tuple[str, str]]:
         return [(source, source) for source in sorted(self.service.hidden_sources())]
@@ -127,7 +129,11 @@ class LibraryActions:
             done = self.service.remove_or_hide(source)
         except KeyError:
             return (f"{esc(source)} is not in the library.", gr.Group(visible=False), *self.refresh())
-        message = f"Removed `{esc(source)}` from the library." if done == "removed" else f"Hidden `{esc(source)}`: it is no longer searched. Choose it under “Hidden documents” to show it again."
+        message = (
+            f"Removed `{esc(source)}` from the library."
+            if done == "removed"
+            else f"Hidden `{esc(source)}`: it is no longer searched. Choose it under “Hidden documents” to show it again."
+        )
         return (message, gr.Group(visible=False), *self.refresh())
 
     def cancel_remove(self):
@@ -156,7 +162,9 @@ class LibraryActions:
             f"- **Answer backend:** {esc(backend)}: {esc(record.note if record else '')}",
             f"- **Documents indexed:** {stats.get('documents', 0)}; **passages:** {stats.get('chunks', 0)}",
             f"- **Embedding model:** {esc(stats.get('embedding_model') or 'none yet')}",
-            f"- **Chunking:** {esc(chunking.get('size', '?'))} characters, {esc(chunking.get('overlap', '?'))} overlap" if chunking else "- **Chunking:** no index yet",
+            f"- **Chunking:** {esc(chunking.get('size', '?'))} characters, {esc(chunking.get('overlap', '?'))} overlap"
+            if chunking
+            else "- **Chunking:** no index yet",
             f"- **Index built:** {esc((stats.get('built_at') or 'never').replace('T', ' '))}",
             f"- **Themes:** {esc(', '.join(THEMES.values()))}",
         ]
@@ -235,7 +243,9 @@ def library_tab(ui, sources: list[dict], max_file_mb: float) -> dict:
     c["add"] = gr.Button("Add to library", variant="primary", elem_id="add-documents")
     c["report"] = gr.Markdown(elem_id="upload-report")
     with gr.Row():
-        c["removable"] = gr.Dropdown([d for d in document_choices(sources) if d[1]], value=None, label="Remove a document", min_width=200, elem_id="removable")
+        c["removable"] = gr.Dropdown(
+            [d for d in document_choices(sources) if d[1]], value=None, label="Remove a document", min_width=200, elem_id="removable"
+        )
         c["remove"] = gr.Button("Remove…", variant="stop", min_width=100, elem_id="remove-document")
     with gr.Group(visible=False, elem_id="confirm-remove") as c["confirm"]:
         c["confirm_text"] = gr.Markdown(elem_id="confirm-text")
@@ -258,12 +268,48 @@ def about_tab(ui) -> dict:
 
 def wire_library(app, ui, lib: dict, about: dict, document, backend) -> None:
     """Events of the Library tab; one progress indicator (on the report line) while indexing."""
-    outputs = [lib["table"], document, lib["removable"], lib["hidden"], lib["hidden_group"], about["about"], about["licences"], about["note_sources"]]
+    outputs = [
+        lib["table"],
+        document,
+        lib["removable"],
+        lib["hidden"],
+        lib["hidden_group"],
+        about["about"],
+        about["licences"],
+        about["note_sources"],
+    ]
     events: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="library")
-    lib["add"].click(ui.add_documents, [lib["files"]], [lib["report"], lib["files"], *outputs], api_name="add_documents", show_progress_on=[lib["report"]], **events)
-    lib["remove"].click(ui.ask_to_remove, [lib["removable"]], [lib["confirm_text"], lib["confirm"], lib["yes"]], api_name="ask_to_remove", show_progress="hidden")
-    lib["yes"].click(ui.remove_document, [lib["removable"]], [lib["report"], lib["confirm"], *outputs], api_name="remove_document", show_progress_on=[lib["report"]], **events)
+    lib["add"].click(
+        ui.add_documents,
+        [lib["files"]],
+        [lib["report"], lib["files"], *outputs],
+        api_name="add_documents",
+        show_progress_on=[lib["report"]],
+        **events,
+    )
+    lib["remove"].click(
+        ui.ask_to_remove,
+        [lib["removable"]],
+        [lib["confirm_text"], lib["confirm"], lib["yes"]],
+        api_name="ask_to_remove",
+        show_progress="hidden",
+    )
+    lib["yes"].click(
+        ui.remove_document,
+        [lib["removable"]],
+        [lib["report"], lib["confirm"], *outputs],
+        api_name="remove_document",
+        show_progress_on=[lib["report"]],
+        **events,
+    )
     lib["no"].click(ui.cancel_remove, None, [lib["report"], lib["confirm"]], api_name="cancel_remove", show_progress="hidden")
-    lib["restore"].click(ui.restore_document, [lib["hidden"]], [lib["report"], *outputs], api_name="restore_document", show_progress_on=[lib["report"]], **events)
+    lib["restore"].click(
+        ui.restore_document,
+        [lib["hidden"]],
+        [lib["report"], *outputs],
+        api_name="restore_document",
+        show_progress_on=[lib["report"]],
+        **events,
+    )
     app.load(ui.refresh, [backend], outputs, api_name="refresh_library", show_progress="hidden")
     backend.change(ui.about_markdown, [backend], [about["about"]], api_name="about", show_progress="hidden")

@@ -52,7 +52,9 @@ def prepare_tab(service) -> PreparePlans:
     )
     with gr.Row(equal_height=False):
         topic = gr.Textbox(label="Topic", value="", placeholder=f"e.g. {DEFAULT_TOPIC}", min_width=240, scale=3, elem_id="plan-topic")
-        audience = gr.Textbox(label="Audience", placeholder="e.g. ward managers and patient partners", min_width=240, scale=3, elem_id="plan-audience")
+        audience = gr.Textbox(
+            label="Audience", placeholder="e.g. ward managers and patient partners", min_width=240, scale=3, elem_id="plan-audience"
+        )
     with gr.Row(equal_height=False):
         minutes = gr.Number(label="Minutes", value=90, minimum=15, maximum=480, step=5, precision=0, min_width=120, elem_id="plan-minutes")
         fmt = gr.Radio(PLAN_FORMATS, value="docx", label="Download as", min_width=240, elem_id="plan-format")

@@ -129,7 +129,16 @@ FOLLOW_UPS: dict[str, list[str]] = {
     "principles": ["What are the core principles of co-production?", "What is the difference between engagement and co-production?"],
     "payment": ["How should we pay or reimburse patient partners for their time?", "Can payment affect the benefits of patient partners?"],
 }
-FOLLOW_UP_ORDER = ("power-dynamics", "recruitment", "measurement", "running-co-production", "ebcd", "always-events", "principles", "payment")
+FOLLOW_UP_ORDER = (
+    "power-dynamics",
+    "recruitment",
+    "measurement",
+    "running-co-production",
+    "ebcd",
+    "always-events",
+    "principles",
+    "payment",
+)
 
 
 def suggest_followups(answer, asked: list[str]) -> list[str]:
@@ -162,7 +171,10 @@ def turn_messages(number: int, turn: dict) -> list[gr.ChatMessage]:
             gr.ChatMessage(
                 role="assistant",
                 content="Select a number in the answer, or open a card here, to see the passage with the quoted sentence highlighted and the study it cites.",
-                metadata={"title": f"Sources for answer {number} ({len(answer.citations)} card{'s' if len(answer.citations) != 1 else ''})", "id": parent},
+                metadata={
+                    "title": f"Sources for answer {number} ({len(answer.citations)} card{'s' if len(answer.citations) != 1 else ''})",
+                    "id": parent,
+                },
             )
         )
         for c in answer.citations:

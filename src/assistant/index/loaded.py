@@ -131,7 +131,9 @@ class LoadedIndex:
                 sentences.extend(record.sentences)
                 svecs.append(record.sentence_vectors)
                 stems.extend(set(words) for words in derived["stems"])
-                weights.append(np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in record.sentences], dtype=np.float32))
+                weights.append(
+                    np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in record.sentences], dtype=np.float32)
+                )
                 row_of = {c.chunk_id: n for n, c in enumerate(record.chunks)}
                 positions.append(np.array([len(chunks) - len(record.chunks) + row_of[cid] for cid, _ in record.sentences], dtype=np.int64))
                 for words in derived["stems"]:
@@ -252,7 +254,9 @@ def _ranges(index: LoadedIndex) -> dict[str, tuple[int, int, int, int]]:
     return {source: (span[0], span[1], span[2], span[3]) for source, span in ranges.items()}
 
 
-def open_current(store: IndexStore, embedder: Embedder | None, stamp: str | None = None, previous: LoadedIndex | None = None) -> LoadedIndex:
+def open_current(
+    store: IndexStore, embedder: Embedder | None, stamp: str | None = None, previous: LoadedIndex | None = None
+) -> LoadedIndex:
     """The tables of the committed stamp, loaded (updated from `previous` when given and possible); if a writer
     prunes them while we load, read the stamp again."""
     for attempt in range(3):

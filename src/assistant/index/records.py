@@ -129,7 +129,6 @@ def derive(record: DocumentRecord) -> dict:
     return {"bm25": [list(t) for t in tokens], "stems": [sorted(stems(text)) for _, text in record.sentences], "vocabulary": vocabulary}
 
 
-
 def _write_sentence_tables(folder: Path, records: list[DocumentRecord], derived: list[dict]) -> None:
     """The retriever's sentence tables (stems, IDF, question weights, word counts), persisted with the rest."""
     import math
@@ -148,17 +147,22 @@ def _write_sentence_tables(folder: Path, records: list[DocumentRecord], derived:
         for word, count in d["vocabulary"].items():
             vocabulary[word] = vocabulary.get(word, 0) + count
     np.save(folder / "sentence_positions.npy", np.array([position.get(cid, -1) for cid, _ in sentences], dtype=np.int64))
-    np.save(folder / "sentence_weights.npy", np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in sentences], dtype=np.float32))
+    np.save(
+        folder / "sentence_weights.npy",
+        np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in sentences], dtype=np.float32),
+    )
     total = len(rows)
-    write_json_atomic(folder / "sentence_tables.json", {
-        "stems": rows,
-        "idf": {word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
-        "unseen_idf": math.log(1 + total),
-        "vocabulary": vocabulary,
-        "frequency": frequency,  # lets a reader update its loaded tables for the next stamp without reloading them
-    }, indent=None)
-
-
+    write_json_atomic(
+        folder / "sentence_tables.json",
+        {
+            "stems": rows,
+            "idf": {word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
+            "unseen_idf": math.log(1 + total),
+            "vocabulary": vocabulary,
+            "frequency": frequency,  # lets a reader update its loaded tables for the next stamp without reloading them
+        },
+        indent=None,
+    )
 
 
 def _chunk_json(chunk: Chunk) -> str:
@@ -179,7 +183,7 @@ def tolerant_manifest(manifest) -> dict:
         return {"documents": {}}
     documents = manifest.get("documents")
     cleaned: dict[str, dict] = {}
-    for source, entry in (documents.items() if isinstance(documents, dict) else []):
+    for source, entry in documents.items() if isinstance(documents, dict) else []:
         if not isinstance(entry, dict):
             continue
         entry = dict(entry)
@@ -208,5 +212,3 @@ def chroma_metadata(chunk: Chunk) -> dict:
     if chunk.themes:
         metadata["themes"] = list(chunk.themes)
     return metadata
-
-

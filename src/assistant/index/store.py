@@ -315,8 +315,12 @@ class IndexWriter:
     def _mark(self, keys: list[str]) -> None:
         for part in _batches(keys, WRITE_BATCH):
             self.chroma.call(
-                DOCUMENTS, "upsert", ids=[f"mark:{k}" for k in part], embeddings=_one_vector(len(part)),
-                documents=[""] * len(part), metadatas=[{"kind": "mark", "doc": k} for k in part],
+                DOCUMENTS,
+                "upsert",
+                ids=[f"mark:{k}" for k in part],
+                embeddings=_one_vector(len(part)),
+                documents=[""] * len(part),
+                metadatas=[{"kind": "mark", "doc": k} for k in part],
             )
 
     def record(self, key: str) -> DocumentRecord | None:
@@ -347,7 +351,9 @@ class IndexWriter:
         passages, sentences = [], []
         for key, record in self._buffer:
             for n, (chunk, vector) in enumerate(zip(record.chunks, record.chunk_vectors)):
-                passages.append((passage_id(key, n), vector, chunk.text, {**chroma_metadata(chunk), "doc": key, "n": n, "chunk": _chunk_json(chunk)}))
+                passages.append(
+                    (passage_id(key, n), vector, chunk.text, {**chroma_metadata(chunk), "doc": key, "n": n, "chunk": _chunk_json(chunk)})
+                )
             row_of = {c.chunk_id: n for n, c in enumerate(record.chunks)}
             counts: dict[int, int] = {}
             for (chunk_id, text), vector in zip(record.sentences, record.sentence_vectors):
@@ -358,16 +364,24 @@ class IndexWriter:
         for name, rows in ((PASSAGES, passages), (SENTENCES, sentences)):
             for part in _batches(rows, WRITE_BATCH):
                 self.chroma.call(
-                    name, "upsert", ids=[r[0] for r in part], embeddings=np.asarray([r[1] for r in part], dtype=np.float32),
-                    documents=[r[2] for r in part], metadatas=[r[3] for r in part],
+                    name,
+                    "upsert",
+                    ids=[r[0] for r in part],
+                    embeddings=np.asarray([r[1] for r in part], dtype=np.float32),
+                    documents=[r[2] for r in part],
+                    metadatas=[r[3] for r in part],
                 )
         self._buffer.clear()
 
     def commit_meta(self, meta: dict) -> None:
         document = {k: v for k, v in meta.items() if k != "documents"}
         self.chroma.call(
-            DOCUMENTS, "upsert", ids=[META_ID], embeddings=_one_vector(1),
-            documents=[json.dumps(document, ensure_ascii=False)], metadatas=[{"kind": "meta", "stamp": str(meta["stamp"])}],
+            DOCUMENTS,
+            "upsert",
+            ids=[META_ID],
+            embeddings=_one_vector(1),
+            documents=[json.dumps(document, ensure_ascii=False)],
+            metadatas=[{"kind": "meta", "stamp": str(meta["stamp"])}],
         )
 
     def commit(self, records: dict[str, tuple[str, DocumentRecord]], meta: dict) -> str:
@@ -389,8 +403,14 @@ class IndexWriter:
         self._mark(old_keys)
         for part in _batches(changed, WRITE_BATCH):
             self.chroma.call(
-                DOCUMENTS, "upsert", ids=[f"doc:{s}" for s in part], embeddings=_one_vector(len(part)),
-                documents=[json.dumps({"entry": records[s][1].manifest_entry, "references": records[s][1].references}, ensure_ascii=False) for s in part],
+                DOCUMENTS,
+                "upsert",
+                ids=[f"doc:{s}" for s in part],
+                embeddings=_one_vector(len(part)),
+                documents=[
+                    json.dumps({"entry": records[s][1].manifest_entry, "references": records[s][1].references}, ensure_ascii=False)
+                    for s in part
+                ],
                 metadatas=[{"kind": "doc", "source": s, "doc": records[s][0], "sentences": len(records[s][1].sentences)} for s in part],
             )
         for part in _batches(removed, WRITE_BATCH):
@@ -424,5 +444,3 @@ class IndexWriter:
             self.store.tables_for(self.stamp)
             self.store.publish(self.stamp)
         return self.stamp
-
-

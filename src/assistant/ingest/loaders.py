@@ -165,7 +165,7 @@ def split_front_matter(text: str) -> tuple[dict, str]:
     match = re.match(r"^---\s*\n(.*?)\n---\s*(?:\n|$)", text, flags=re.DOTALL)
     if not match:
         return {}, text
-    return parse_front_matter(match.group(1)), text[match.end():]
+    return parse_front_matter(match.group(1)), text[match.end() :]
 
 
 def parse_front_matter(raw: str) -> dict:
@@ -253,7 +253,9 @@ def _plain_extra(key, value):
         return value
     if isinstance(value, list) and all(isinstance(v, (str, bool, int, float)) for v in value):
         return value
-    raise LoadError(f"the front matter has the wrong kind of value: '{key}' must be text, a number or a list of them (got {_kind_of(value)})")
+    raise LoadError(
+        f"the front matter has the wrong kind of value: '{key}' must be text, a number or a list of them (got {_kind_of(value)})"
+    )
 
 
 class SourceEntry(BaseModel):

@@ -162,7 +162,9 @@ def process_file(path: Path, source: str, content_sha: str, options: IngestOptio
         raise LoadError("no indexable text was found")
     sentences = [(c.chunk_id, s) for c in chunks for s in c.quotable_sentences()]
     chunk_vectors = embedder.embed_documents([c.embedding_text() for c in chunks])
-    sentence_vectors = embedder.embed_documents([s for _, s in sentences]) if sentences else np.zeros((0, chunk_vectors.shape[1]), np.float32)
+    sentence_vectors = (
+        embedder.embed_documents([s for _, s in sentences]) if sentences else np.zeros((0, chunk_vectors.shape[1]), np.float32)
+    )
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     entry = {
         "source": source,
@@ -235,7 +237,9 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport()
     with index_lock(store.index_dir, on_wait), store.writer(rebuild) as writer:
-        previous = tolerant_manifest({**(writer.manifest["meta"] or {}), "documents": {s: d["entry"] for s, d in writer.manifest["documents"].items()}})
+        previous = tolerant_manifest(
+            {**(writer.manifest["meta"] or {}), "documents": {s: d["entry"] for s, d in writer.manifest["documents"].items()}}
+        )
         previous_docs: dict[str, dict] = previous.get("documents", {})
         committed_keys = {s: d["key"] for s, d in writer.manifest["documents"].items()}
         settings_changed = previous.get("embedding_model") not in (None, embedder.name) or previous.get("chunking") not in (
@@ -266,7 +270,9 @@ def ingest(
             elif Path(entry["path"]).exists():
                 work.append((Path(entry["path"]), source))
             else:
-                report.outcomes.append(FileOutcome(source, entry["path"], "removed", message="file missing; could not re-index with new settings"))
+                report.outcomes.append(
+                    FileOutcome(source, entry["path"], "removed", message="file missing; could not re-index with new settings")
+                )
         for source in removals & set(previous_docs):
             report.outcomes.append(FileOutcome(source, previous_docs[source]["path"], "removed", message="removed on request"))
 
@@ -317,9 +323,13 @@ def _index_one(path, source, previous_entry, writer: IndexWriter, embedder, opti
     except LoadError as exc:
         return _keep_previous(source, path, previous_entry, writer, options, embedder, records, str(exc))
     except FileNotFoundError:
-        return _keep_previous(source, path, previous_entry, writer, options, embedder, records, "the file disappeared before it could be read")
+        return _keep_previous(
+            source, path, previous_entry, writer, options, embedder, records, "the file disappeared before it could be read"
+        )
     except OSError as exc:
-        return _keep_previous(source, path, previous_entry, writer, options, embedder, records, f"cannot read the file: {exc.strerror or exc}")
+        return _keep_previous(
+            source, path, previous_entry, writer, options, embedder, records, f"cannot read the file: {exc.strerror or exc}"
+        )
     key = record_key(content_sha, source, options, embedder.name)
     unchanged = previous_entry is not None and previous_entry["sha256"] == content_sha
     record = None if rebuild else writer.record(key)

@@ -96,9 +96,7 @@ _HEADING_LINE = re.compile(r"^\s{0,3}#{1,6}\s")
 # A line that opens a new entry even without a blank line before it: "Surname, I.",
 # "Surname AB," (Vancouver) or "Corporate Name (2018)". A wrapped line such as
 # "Health Expectations, 16: e36" does not.
-_ENTRY_START = re.compile(
-    rf"^[A-Z][\w'’\-]+(?:\s[A-Z][\w'’\-]+)*(?:,\s[A-Z]\.|\s[A-Z]{{1,3}}[,.]\s|\.?\s\({_YEAR}\))"
-)
+_ENTRY_START = re.compile(rf"^[A-Z][\w'’\-]+(?:\s[A-Z][\w'’\-]+)*(?:,\s[A-Z]\.|\s[A-Z]{{1,3}}[,.]\s|\.?\s\({_YEAR}\))")
 _INITIALS = re.compile(r"^(?:[A-Z]\.?\s?-?)+$")  # "G. R.", "E.-L.", "SM"
 _VANCOUVER_AUTHOR = re.compile(r"^([\w'’\- ]+?)\s+[A-Z]{1,3}$")
 _OPENING_QUOTES = "'\"‘“"
@@ -184,7 +182,7 @@ def _split_at_year(text: str) -> tuple[str, str | None, str]:
 def _looks_like_authors(candidate: str) -> bool:
     """An author list is short and holds no quoted or italic title and no sentence."""
     candidate = candidate.strip()
-    if not candidate or len(candidate) > 600 or any(mark in candidate for mark in "\"“‘*"):
+    if not candidate or len(candidate) > 600 or any(mark in candidate for mark in '"“‘*'):
         return False
     if re.search(r"\b(?!al\.)[a-z]{2,}[.?!]\s", candidate):  # "Improving healthcare. N Z Med J."
         return False

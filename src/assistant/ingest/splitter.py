@@ -55,9 +55,7 @@ def is_reference_section(heading_path: tuple[str, ...]) -> bool:
     return any(is_reference_heading(h) for h in heading_path)
 
 
-def split_document(
-    document: LoadedDocument, source: str, chunk_size: int, chunk_overlap: int, references: list[Reference]
-) -> list[Chunk]:
+def split_document(document: LoadedDocument, source: str, chunk_size: int, chunk_overlap: int, references: list[Reference]) -> list[Chunk]:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     splitter = RecursiveCharacterTextSplitter(

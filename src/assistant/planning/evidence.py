@@ -107,7 +107,7 @@ def tidy_quote(quote: str) -> str:
     for _ in range(2):
         text = re.sub(r"([.!?…][\"”’]?)\s*\([^()]*\)\s*$", r"\1", text)  # "... ideas. (King's Fund: groups)"
         text = re.sub(r"[\"”’]?\s*\([^()]*\b(?:19|20)\d\d[a-z]?\)\s*([.!?]?)\s*$", r"\1", text)  # "... expertise (Baker et al 2016)"
-    text = text.strip().strip("“”\"").strip()
+    text = text.strip().strip('“”"').strip()
     if text and text[-1] not in ".!?…":
         text += "."
     return text[:1].upper() + text[1:]
@@ -143,7 +143,7 @@ def usable_quote(citation: Citation, headings: Collection[str] = frozenset(), le
         return False
     if len(words) < 9 or len(words) > MAX_QUOTE_WORDS or citation.quote.rstrip().endswith("?"):
         return False
-    bare = re.sub(r"\s*\([^()]*\)\s*$", "", citation.quote.strip()).strip(" .\"”")
+    bare = re.sub(r"\s*\([^()]*\)\s*$", "", citation.quote.strip()).strip(' ."”')
     if bare.endswith(":") or _META.search(quote) or _OWN_ADVICE.search(quote) or (_LEANS_BACK.search(quote) and not leaning_ok):
         return False
     if _FORWARD.search(quote) and len(words) < 16:
@@ -202,7 +202,9 @@ class _Candidate:
     score: float = 0.0
 
 
-def choose_key_messages(service, topic: str, evidence: dict[str, Answer], limit: int, writer, judge: Relevance) -> tuple[list[KeyMessage], list[Answer], int]:
+def choose_key_messages(
+    service, topic: str, evidence: dict[str, Answer], limit: int, writer, judge: Relevance
+) -> tuple[list[KeyMessage], list[Answer], int]:
     """Ask the sub-topic questions; keep cited sentences that address the topic, most often cited, on its theme.
 
     Returns the messages, the answers, and how many usable quotes were found that do not address the
@@ -252,7 +254,10 @@ def choose_key_messages(service, topic: str, evidence: dict[str, Answer], limit:
         for i in order:
             if len(chosen) >= limit:
                 break
-            if i in chosen or any(float(vectors[i] @ vectors[j]) >= REDUNDANT_SIMILARITY or _similar(pool[i].citation.quote, pool[j].citation.quote) for j in chosen):
+            if i in chosen or any(
+                float(vectors[i] @ vectors[j]) >= REDUNDANT_SIMILARITY or _similar(pool[i].citation.quote, pool[j].citation.quote)
+                for j in chosen
+            ):
                 continue
             if not allow_same_chunk and any(pool[i].citation.chunk_id == pool[j].citation.chunk_id for j in chosen):
                 continue
@@ -274,7 +279,9 @@ def assumption_questions() -> list[dict]:
     return entries
 
 
-def choose_assumptions(service, evidence: dict[str, Answer], sources: list[dict], judge: Relevance) -> tuple[list[AssumptionPair], str | None]:
+def choose_assumptions(
+    service, evidence: dict[str, Answer], sources: list[dict], judge: Relevance
+) -> tuple[list[AssumptionPair], str | None]:
     """Staff preconceptions the 2020 review reports, each beside the review's quote that best answers it.
 
     An assumption whose best answer does not score as answering it is left out.
@@ -326,7 +333,10 @@ def choose_assumptions(service, evidence: dict[str, Answer], sources: list[dict]
     if pairs:
         return pairs, None
     if found:
-        return [], "The review reports staff preconceptions, but no quoted passage in this index answers them clearly enough to print side by side."
+        return (
+            [],
+            "The review reports staff preconceptions, but no quoted passage in this index answers them clearly enough to print side by side.",
+        )
     return [], "The review's findings on staff preconceptions could not be retrieved from this index."
 
 
@@ -368,7 +378,9 @@ def collect_references(citations: list[Citation], sources: list[dict]) -> list[R
         if citation.source not in documents:
             doc = by_source.get(citation.source, {})
             title = doc.get("title") or citation.title
-            documents[citation.source] = ReferenceEntry("document", doc.get("short_title") or citation.title, title, citation.source_url or doc.get("source_url"))
+            documents[citation.source] = ReferenceEntry(
+                "document", doc.get("short_title") or citation.title, title, citation.source_url or doc.get("source_url")
+            )
     # A study that is itself an indexed document (the NHS England review linked from our notes) is listed once, as a document.
     document_urls = {d.url for d in documents.values() if d.url}
     study_list = sorted((s for s in studies.values() if s.url not in document_urls), key=lambda s: s.label.lower())

@@ -142,8 +142,17 @@ class SessionPlan:
 
     def to_dict(self) -> dict:
         """The plan as JSON (render's json format); the keys keep this order."""
-        plain = ("topic", "audience", "audience_profile", "minutes", "backend", "relevance_method", "evidence_notice",
-                 "nearest_sections", "objectives")
+        plain = (
+            "topic",
+            "audience",
+            "audience_profile",
+            "minutes",
+            "backend",
+            "relevance_method",
+            "evidence_notice",
+            "nearest_sections",
+            "objectives",
+        )
         return {name: getattr(self, name) for name in plain} | {
             "agenda": [asdict(item) for item in self.agenda],
             "key_messages": [m.to_dict() for m in self.key_messages],
@@ -163,7 +172,7 @@ class SessionPlan:
 def check_request(topic: str, audience: str | None, minutes) -> tuple[str, str, int]:
     topic = re.sub(r"\s+", " ", topic or "").strip().rstrip(".?!:;, ")
     if not topic:
-        raise PlanError("Please give a topic for the session, e.g. --topic \"power dynamics in co-design workshops\".")
+        raise PlanError('Please give a topic for the session, e.g. --topic "power dynamics in co-design workshops".')
     if len(topic) > MAX_TOPIC_CHARS:
         raise PlanError(f"The topic is {len(topic):,} characters long; the limit is {MAX_TOPIC_CHARS}. Please name it in a short phrase.")
     audience = re.sub(r"\s+", " ", audience or "").strip() or DEFAULT_AUDIENCE

@@ -51,7 +51,13 @@ def _md_list(items, numbered: bool = False) -> list[str]:
 
 
 def to_markdown(plan: SessionPlan) -> str:
-    out = [f"# {esc(w.title(plan))}", "", f"**{w.AUDIENCE_LABEL}** {esc(plan.audience)}  ", f"**{w.DURATION_LABEL}** {w.duration(plan)}", ""]
+    out = [
+        f"# {esc(w.title(plan))}",
+        "",
+        f"**{w.AUDIENCE_LABEL}** {esc(plan.audience)}  ",
+        f"**{w.DURATION_LABEL}** {w.duration(plan)}",
+        "",
+    ]
     out += [f"_{PROVENANCE}_", ""]
     if plan.evidence_notice:
         out += [f"> **{w.THIN_LABEL}** {esc(plan.evidence_notice)}", ""]
@@ -73,7 +79,7 @@ def to_markdown(plan: SessionPlan) -> str:
         out.append(f"{n}. {esc(message.text)}")
         for citation in message.citations:
             if w.quote_differs(message.text, citation):
-                out.append(f"   > \"{esc(citation.quote)}\"")
+                out.append(f'   > "{esc(citation.quote)}"')
             out.append(f"   - {_md_sources(citation)}")
         out.append("")
 
@@ -117,7 +123,11 @@ def to_markdown(plan: SessionPlan) -> str:
         out += [f"**{w.HANDOUT_POINTS}** _({w.HANDOUT_POINTS_NOTE})_", ""] + _md_list(handout.points) + [""]
     out += [f"**{w.HANDOUT_QUESTIONS}**", ""] + _md_list(handout.questions, True) + [""]
     if handout.read_more:
-        out += [f"**{w.HANDOUT_READ_MORE}**", ""] + [f"- {_md_link(r.label, r.url)}" + (f" <{safe_url(r.url)}>" if safe_url(r.url) else "") for r in handout.read_more] + [""]
+        out += (
+            [f"**{w.HANDOUT_READ_MORE}**", ""]
+            + [f"- {_md_link(r.label, r.url)}" + (f" <{safe_url(r.url)}>" if safe_url(r.url) else "") for r in handout.read_more]
+            + [""]
+        )
 
     out += [f"## {w.REFERENCES_HEADING}", ""]
     if not plan.references:
@@ -156,4 +166,17 @@ def to_json(plan: SessionPlan) -> str:
     return json.dumps(plan.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
 
-__all__ = ["ASSUMPTIONS_HEADING", "HEADINGS", "PROVENANCE", "PlanError", "cell", "esc", "filename", "render", "safe_url", "to_html", "to_json", "to_markdown"]
+__all__ = [
+    "ASSUMPTIONS_HEADING",
+    "HEADINGS",
+    "PROVENANCE",
+    "PlanError",
+    "cell",
+    "esc",
+    "filename",
+    "render",
+    "safe_url",
+    "to_html",
+    "to_json",
+    "to_markdown",
+]

@@ -56,12 +56,43 @@ from assistant.planning.model import (
 from assistant.service import Answer, Citation
 
 __all__ = [  # the planner's public names, importable from here as before the split
-    "DEFAULT_AUDIENCE", "FORMATS", "MAX_AUDIENCE_CHARS", "MAX_MINUTES", "MAX_TOPIC_CHARS", "MIN_KEY_MESSAGES",
-    "MIN_MINUTES", "REVIEW_SOURCE", "Activity", "AgendaItem", "AssumptionPair", "Audience", "ExtractiveWriter",
-    "Finding", "Handout", "KeyMessage", "ObserverSheet", "PlanError", "ReferenceEntry", "RoleCard", "SessionPlan",
-    "activity_kind", "allocate_minutes", "build_activity", "build_agenda", "build_plan", "check_format",
-    "check_request", "cmd_prepare", "collect_references", "key_message_limit", "match_audience", "reference_url",
-    "study_label", "sub_questions", "tidy_quote", "usable_quote",
+    "DEFAULT_AUDIENCE",
+    "FORMATS",
+    "MAX_AUDIENCE_CHARS",
+    "MAX_MINUTES",
+    "MAX_TOPIC_CHARS",
+    "MIN_KEY_MESSAGES",
+    "MIN_MINUTES",
+    "REVIEW_SOURCE",
+    "Activity",
+    "AgendaItem",
+    "AssumptionPair",
+    "Audience",
+    "ExtractiveWriter",
+    "Finding",
+    "Handout",
+    "KeyMessage",
+    "ObserverSheet",
+    "PlanError",
+    "ReferenceEntry",
+    "RoleCard",
+    "SessionPlan",
+    "activity_kind",
+    "allocate_minutes",
+    "build_activity",
+    "build_agenda",
+    "build_plan",
+    "check_format",
+    "check_request",
+    "cmd_prepare",
+    "collect_references",
+    "key_message_limit",
+    "match_audience",
+    "reference_url",
+    "study_label",
+    "sub_questions",
+    "tidy_quote",
+    "usable_quote",
 ]
 
 
@@ -138,14 +169,26 @@ def build_agenda(
     titles = {
         "welcome": ("Welcome, purpose and ground rules", agenda_detail(audience, "welcome")),
         "evidence": (
-            ("What the sources do and do not cover", "Say plainly that the indexed evidence on this topic is thin; show the nearest sections and invite participants' own experience, labelled as such.")
+            (
+                "What the sources do and do not cover",
+                "Say plainly that the indexed evidence on this topic is thin; show the nearest sections and invite participants' own experience, labelled as such.",
+            )
             if thin
-            else ("What the evidence says: key messages", f"Present the {key_count} key messages with their sources; ask which ones match participants' experience.")
+            else (
+                "What the evidence says: key messages",
+                f"Present the {key_count} key messages with their sources; ask which ones match participants' experience.",
+            )
         ),
-        "assumptions": ("What staff often assume / what the evidence says", "Read each assumption aloud, ask who has heard it, then reveal what the review found."),
+        "assumptions": (
+            "What staff often assume / what the evidence says",
+            "Read each assumption aloud, ask who has heard it, then reveal what the review found.",
+        ),
         "activity": (f"Activity: {activity.name}", activity.purpose),
         "discussion": ("Discussion", agenda_detail(audience, "discussion")),
-        "close": ("Actions, handout and close", "Each participant names one action; hand out the one-page handout; ask for feedback on the session."),
+        "close": (
+            "Actions, handout and close",
+            "Each participant names one action; hand out the one-page handout; ask for feedback on the session.",
+        ),
     }
     # Each break goes at the boundary between items nearest its share of the teaching time.
     ends = [sum(allocated[: i + 1]) for i in range(len(allocated) - 1)]
@@ -190,7 +233,7 @@ def _thin_notice(topic: str, count: int, off_topic: int, nearest: bool) -> str:
         else ""
     )
     return (
-        f"The sources say little about \"{topic}\": {found}{aside}. "
+        f'The sources say little about "{topic}": {found}{aside}. '
         "Nothing else in this plan is evidence on the topic. "
         + ("The nearest sections in the sources are listed below. " if nearest else "")
         + "To teach this topic from evidence, add documents about it (`assistant ingest`), or choose a topic the sources cover."
@@ -287,5 +330,7 @@ def cmd_prepare(args) -> int:
         assert isinstance(output, str), "only DOCX is binary, and it is refused above without --out"
         sys.stdout.write(output if output.endswith("\n") else output + "\n")
     if plan.evidence_notice:
-        print("Note: the sources say little about this topic; the plan says so at the top and has no invented key messages.", file=sys.stderr)
+        print(
+            "Note: the sources say little about this topic; the plan says so at the top and has no invented key messages.", file=sys.stderr
+        )
     return 0

@@ -144,7 +144,10 @@ def reference_parts(entry: ReferenceEntry) -> tuple[str, str]:
 
 
 def reference_groups(plan: SessionPlan) -> list[tuple[str, list[ReferenceEntry]]]:
-    groups = [(STUDIES_HEADING, [r for r in plan.references if r.kind == "study"]), (DOCUMENTS_HEADING, [r for r in plan.references if r.kind == "document"])]
+    groups = [
+        (STUDIES_HEADING, [r for r in plan.references if r.kind == "study"]),
+        (DOCUMENTS_HEADING, [r for r in plan.references if r.kind == "document"]),
+    ]
     return [(heading, entries) for heading, entries in groups if entries]
 
 

@@ -76,7 +76,7 @@ def _people_follow_up(question: str, context: str) -> str | None:
     people = _PEOPLE.search(context)
     if not people or not _PEOPLE_PRONOUN.search(question):
         return None
-    setting = _OPENING.sub("", context[: people.start()] + context[people.end():]).strip(" ?.!,;")
+    setting = _OPENING.sub("", context[: people.start()] + context[people.end() :]).strip(" ?.!,;")
     resolved = _PEOPLE_PRONOUN.sub(lambda m: _PRONOUN_FOR[m.group(1).lower()], question.strip())
     return f"{resolved} ({setting})" if re.search(r"[A-Za-z]{3}", setting) else resolved
 

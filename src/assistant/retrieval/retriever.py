@@ -228,7 +228,9 @@ class Retriever:
         self.embedder = embedder
         self.candidates = candidates
 
-    def _sentence_ranking(self, query: str, query_vector: np.ndarray, allowed: np.ndarray | None) -> tuple[dict[str, float], dict[str, float]]:
+    def _sentence_ranking(
+        self, query: str, query_vector: np.ndarray, allowed: np.ndarray | None
+    ) -> tuple[dict[str, float], dict[str, float]]:
         """Per chunk, best first: (the best sentence score, the best sentence cosine).
 
         Short, list-like passages are judged by their best line. A sentence's score is its cosine to the
