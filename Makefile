@@ -11,7 +11,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export ORT_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-fast lint install ingest bench eval clean browser local-llm cross-encoder query-encoder
+.PHONY: run test test-fast lint install ingest bench bench-scale eval clean browser local-llm cross-encoder query-encoder
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/core.py
 	$(PY) benchmarks/retrieval_vs_baseline.py
+
+# The 10k tier of benchmarks/scale.py (about 10 min on 2 idle cores): ingest, disk, RSS, warm asks, an update.
+bench-scale: $(STAMP) query-encoder
+	$(PY) benchmarks/scale.py --passages 10000
 
 eval: $(STAMP) cross-encoder query-encoder
 	$(VENV)/bin/assistant ingest

@@ -310,10 +310,10 @@ def test_without_the_guard_gradio_would_fetch_the_url(url_fetches):
 def test_file_route_refuses_paths_outside_gradios_own_folders(served):
     for target in (
         "/etc/passwd",
-        "../pyproject.toml",
+        "../pyproject.toml",  # hostile path
         str(PROJECT_ROOT / "pyproject.toml"),
-        "/tmp/gradio/../../etc/hostname",
-    ):  # hostile path
+        "/tmp/gradio/../../etc/hostname",  # hostile path
+    ):
         assert refused(httpx.get(f"{served}gradio_api/file={target}"), 403), target
 
 
