@@ -6,15 +6,7 @@ import json
 
 import pytest
 
-from assistant.evaluation.baseline import (
-    BaselineError,
-    Gate,
-    GateError,
-    check_gates,
-    compare,
-    load_run,
-    parse_gate,
-)
+from assistant.evaluation.baseline import BaselineError, Gate, GateError, check_gates, compare, load_run, parse_gate
 
 
 def _case(case_id, theme="ebcd", **scores):

@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.ingest.references import (
-    Reference,
-    _find_citations,
-    is_reference_heading,
-    link_citations,
-    parse_references,
-)
+from assistant.ingest.references import Reference, _find_citations, is_reference_heading, link_citations, parse_references
 
 REVIEW = Path(__file__).resolve().parents[2] / "corpus/review/co-production-and-quality-improvement-2020.md"
 

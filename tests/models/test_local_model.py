@@ -9,13 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.models import local_model
-from assistant.models.local_model import (
-    ModelAssemblyError,
-    ModelMissing,
-    assemble_packaged_model,
-    packaged_model_path,
-    resolve_model_path,
-)
+from assistant.models.local_model import ModelAssemblyError, ModelMissing, assemble_packaged_model, packaged_model_path, resolve_model_path
 
 PARTS = [bytes([n]) * (1000 + n) + f"part {n}".encode() for n in range(1, local_model.PART_COUNT + 1)]
 WHOLE = b"".join(PARTS)

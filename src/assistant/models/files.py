@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +59,15 @@ def padded_feed(encodings, input_names: set[str]) -> dict:
     if "token_type_ids" in input_names:
         feed["token_type_ids"] = types
     return feed
+
+
+def pip_download(download_dir: Path, requirements: list[str], error: type[Exception]) -> None:
+    """pip-download wheels (no dependencies, binary only) into download_dir; `error` carries pip's last lines."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "-d", str(download_dir), *requirements]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        raise error(f"`{' '.join(cmd)}` failed with exit code {result.returncode}:\n{tail}")
 
 
 @contextmanager

