@@ -87,10 +87,7 @@ class LoadedIndex:
         the library's. The result equals a full load of `tables`; None when that cannot be done
         (an older table set, or a changed document missing from the cache): the caller loads in full.
         """
-        import math
-        import re
-
-        from assistant.index.sentence_tables import QUESTION_SENTENCE_WEIGHT, SentenceTables, is_question
+        from assistant.index.sentence_tables import SentenceTables, idf_table, question_weights, word_counts
 
         raw = json.loads((tables / "manifest.json").read_text(encoding="utf-8"))
         new_keys = raw.get("keys")
@@ -115,9 +112,8 @@ class LoadedIndex:
             for words in old_tables.stems[ss:se]:
                 for word in words:
                     frequency[word] -= 1
-            for chunk in previous.chunks[cs:ce]:
-                for word in re.findall(r"[a-z]+", chunk.embedding_text().lower()):
-                    vocabulary[word] -= 1
+            for word, count in word_counts(chunk.embedding_text() for chunk in previous.chunks[cs:ce]).items():
+                vocabulary[word] -= count
             for ref_key in [k for k, o in owner.items() if o == source]:
                 del references[ref_key]
         chunks, pvecs, sentences, svecs, weights, positions = [], [], [], [], [], []
@@ -131,9 +127,7 @@ class LoadedIndex:
                 sentences.extend(record.sentences)
                 svecs.append(record.sentence_vectors)
                 stems.extend(set(words) for words in derived["stems"])
-                weights.append(
-                    np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in record.sentences], dtype=np.float32)
-                )
+                weights.append(question_weights(record.sentences))
                 row_of = {c.chunk_id: n for n, c in enumerate(record.chunks)}
                 positions.append(np.array([len(chunks) - len(record.chunks) + row_of[cid] for cid, _ in record.sentences], dtype=np.int64))
                 for words in derived["stems"]:
@@ -179,14 +173,14 @@ class LoadedIndex:
         for row, (chunk_id, _) in enumerate(sentences):
             index.sentences_by_chunk.setdefault(chunk_id, []).append(row)
         index.references = references
-        total = len(stems)
         index.frequency = frequency
+        idf, unseen_idf = idf_table(frequency, len(stems))
         index.loaded_sentence_tables = SentenceTables(
             positions=np.concatenate(positions) if positions else np.zeros(0, np.int64),
             weights=np.concatenate(weights) if weights else np.zeros(0, np.float32),
             stems=stems,
-            idf={word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
-            unseen_idf=math.log(1 + total),
+            idf=idf,
+            unseen_idf=unseen_idf,
             vocabulary=vocabulary,
         )
         return index

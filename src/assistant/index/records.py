@@ -114,26 +114,20 @@ class DocumentCache:
 
 
 def derive(record: DocumentRecord) -> dict:
-    import re
-
-    import bm25s
-
-    from assistant.index.sentence_tables import stems
+    from assistant.index.sentence_tables import stems, word_counts
 
     texts = [c.embedding_text() for c in record.chunks]
-    tokens = bm25s.tokenize(texts, stopwords=_BM25_STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False) if texts else []
-    vocabulary: dict[str, int] = {}
-    for text in texts:
-        for word in re.findall(r"[a-z]+", text.lower()):
-            vocabulary[word] = vocabulary.get(word, 0) + 1
-    return {"bm25": [list(t) for t in tokens], "stems": [sorted(stems(text)) for _, text in record.sentences], "vocabulary": vocabulary}
+    tokens = tokenize_for_bm25(texts, _stemmer()) if texts else []
+    return {
+        "bm25": [list(t) for t in tokens],
+        "stems": [sorted(stems(text)) for _, text in record.sentences],
+        "vocabulary": word_counts(texts),
+    }
 
 
 def _write_sentence_tables(folder: Path, records: list[DocumentRecord], derived: list[dict]) -> None:
     """The retriever's sentence tables (stems, IDF, question weights, word counts), persisted with the rest."""
-    import math
-
-    from assistant.index.sentence_tables import QUESTION_SENTENCE_WEIGHT, is_question
+    from assistant.index.sentence_tables import idf_table, question_weights
 
     position = {c.chunk_id: i for i, c in enumerate(c for r in records for c in r.chunks)}
     sentences = [s for r in records for s in r.sentences]
@@ -147,17 +141,14 @@ def _write_sentence_tables(folder: Path, records: list[DocumentRecord], derived:
         for word, count in d["vocabulary"].items():
             vocabulary[word] = vocabulary.get(word, 0) + count
     np.save(folder / "sentence_positions.npy", np.array([position.get(cid, -1) for cid, _ in sentences], dtype=np.int64))
-    np.save(
-        folder / "sentence_weights.npy",
-        np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in sentences], dtype=np.float32),
-    )
-    total = len(rows)
+    np.save(folder / "sentence_weights.npy", question_weights(sentences))
+    idf, unseen_idf = idf_table(frequency, len(rows))
     write_json_atomic(
         folder / "sentence_tables.json",
         {
             "stems": rows,
-            "idf": {word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
-            "unseen_idf": math.log(1 + total),
+            "idf": idf,
+            "unseen_idf": unseen_idf,
             "vocabulary": vocabulary,
             "frequency": frequency,  # lets a reader update its loaded tables for the next stamp without reloading them
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,28 @@ class SentenceTables:
         return sum(query_weights.get(w, 0.0) for w in words) / total if total else 0.0
 
 
+_WORD = re.compile(r"[a-z]+")
+
+
+def word_counts(texts: Iterable[str]) -> dict[str, int]:
+    """Lower-case words of the passages and their counts: the vocabulary spelling correction draws on."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for word in _WORD.findall(text.lower()):
+            counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def question_weights(sentences: list[tuple[str, str]]) -> np.ndarray:
+    """QUESTION_SENTENCE_WEIGHT for each (chunk id, sentence) that asks a question, else 1.0."""
+    return np.array([QUESTION_SENTENCE_WEIGHT if is_question(text) else 1.0 for _, text in sentences], dtype=np.float32)
+
+
+def idf_table(frequency: dict[str, int], total: int) -> tuple[dict[str, float], float]:
+    """(inverse sentence frequency of each stem, the weight of a stem no sentence uses) over `total` sentences."""
+    return {word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()}, math.log(1 + total)
+
+
 _TABLES: dict[int, tuple[object, SentenceTables]] = {}
 
 
@@ -72,18 +95,14 @@ def sentence_tables(index: LoadedIndex) -> SentenceTables:
     for words in sentence_stems:
         for word in words:
             frequency[word] = frequency.get(word, 0) + 1
-    total = len(sentence_stems)
-    vocabulary: dict[str, int] = {}
-    for chunk in index.chunks:
-        for word in re.findall(r"[a-z]+", chunk.embedding_text().lower()):
-            vocabulary[word] = vocabulary.get(word, 0) + 1
+    idf, unseen_idf = idf_table(frequency, len(sentence_stems))
     tables = SentenceTables(
         positions=np.array([index.position.get(chunk_id, -1) for chunk_id, _ in index.sentences], dtype=np.int64),
-        weights=np.array([QUESTION_SENTENCE_WEIGHT if is_question(t) else 1.0 for _, t in index.sentences], dtype=np.float32),
+        weights=question_weights(index.sentences),
         stems=sentence_stems,
-        idf={word: math.log((1 + total) / (1 + count)) for word, count in frequency.items()},
-        unseen_idf=math.log(1 + total),
-        vocabulary=vocabulary,
+        idf=idf,
+        unseen_idf=unseen_idf,
+        vocabulary=word_counts(chunk.embedding_text() for chunk in index.chunks),
     )
     _TABLES.clear()  # one index is in use at a time
     _TABLES[id(index)] = (index.sentences, tables)
