@@ -15,18 +15,10 @@ import assistant  # noqa: F401  (offline variables first)
 from assistant.faces.ui import build_app, serve, warm_up
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
+from tests.faces.chromium import launched_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 90_000  # generous: a slow CI machine must not fail a correct UI
 PLAN_WAIT_MS = 300_000
 QUESTION = "How can a facilitator stop clinicians dominating a co-design workshop?"
@@ -90,14 +82,8 @@ def url(browser_service):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import socket
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,21 +15,13 @@ from assistant.faces.ui import build_app, serve, warm_up
 from assistant.faces.web_guard import GUARD_HEADER, app_kwargs
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
+from tests.faces.chromium import launched_chromium
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from gradio_client import Client  # noqa: E402
 
 QUESTION = "How can a facilitator stop clinicians dominating a co-design workshop?"
 EVIL = "rebind.attacker.example"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def free_port() -> int:
@@ -348,28 +339,21 @@ def test_failed_logins_are_rate_limited(corpus_service):
 
 
 def test_browser_renders_and_answers_under_the_csp(served):
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(90_000)
-            console = []
-            page.on("console", lambda m: console.append(m.text))
-            page.add_init_script(
-                "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push([e.violatedDirective, e.blockedURI, e.sourceFile + ':' + e.lineNumber, e.sample].join(' ')));"
-            )
-            response = page.goto(served)
-            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-            box = page.locator("#question textarea")
-            box.wait_for(state="visible")
-            box.fill(QUESTION)
-            box.press("Enter")
-            page.get_by_text("Sources for answer 1 (").wait_for(state="visible")
-            assert page.locator("#chatbot .cite").first.inner_text() == "[1]"
-            assert page.evaluate("() => window.__csp") == []
-            assert not [m for m in console if "Content Security Policy" in m], console
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(90_000)
+        console = []
+        page.on("console", lambda m: console.append(m.text))
+        page.add_init_script(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push([e.violatedDirective, e.blockedURI, e.sourceFile + ':' + e.lineNumber, e.sample].join(' ')));"
+        )
+        response = page.goto(served)
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        box = page.locator("#question textarea")
+        box.wait_for(state="visible")
+        box.fill(QUESTION)
+        box.press("Enter")
+        page.get_by_text("Sources for answer 1 (").wait_for(state="visible")
+        assert page.locator("#chatbot .cite").first.inner_text() == "[1]"
+        assert page.evaluate("() => window.__csp") == []
+        assert not [m for m in console if "Content Security Policy" in m], console

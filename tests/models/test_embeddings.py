@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.locations import default_data_dir
 from assistant.models import embeddings
-from assistant.models import query_encoder as onnx_query
 from assistant.models.embeddings import Embedder, sentence_token_spans
-from tests.conftest import make_settings
+from tests.models.conftest import packaged_embedding_model as _model
 
 PASSAGES = [
     "Recruitment > Who to invite\nInvite people with recent experience of the service. Pay them for their time, "
@@ -35,25 +33,6 @@ SENTENCES = [
 ]
 
 
-def _model():
-    settings = make_settings(default_data_dir())
-    return settings.resolved_embedding_model(), settings.embedding_model_name()
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    """The verified export `make query-encoder` wrote, else a fresh one."""
-    path, name = _model()
-    installed = onnx_query.packaged_dir(default_data_dir())
-    try:
-        onnx_query.load(installed, path, name)
-        return installed
-    except onnx_query.QueryEncoderUnavailable:
-        target = tmp_path_factory.mktemp("export") / onnx_query.DIRNAME
-        onnx_query.export(path, name, target)
-        return target
-
-
 @pytest.fixture(scope="module")
 def reference():
     """What ingestion computed before: LangChain's HuggingFaceEmbeddings on torch, one text at a time."""
@@ -63,9 +42,9 @@ def reference():
 
 
 @pytest.fixture(scope="module", params=["onnx", "torch"])
-def embedder(request, export_dir):
+def embedder(request, query_export):
     path, name = _model()
-    embedder = Embedder(path, name, export_dir if request.param == "onnx" else None)
+    embedder = Embedder(path, name, query_export if request.param == "onnx" else None)
     kind = type(embedder.document_encoder).__name__
     assert kind == ("_OnnxDocumentEncoder" if request.param == "onnx" else "_TorchDocumentEncoder")
     return embedder
@@ -136,9 +115,9 @@ def test_embed_chunks_refuses_mismatched_lists(embedder):
     assert passages.shape == sentences.shape == (0, 384)
 
 
-def test_an_onnx_failure_mid_run_falls_back_to_torch(export_dir, reference, caplog):
+def test_an_onnx_failure_mid_run_falls_back_to_torch(query_export, reference, caplog):
     path, name = _model()
-    embedder = Embedder(path, name, export_dir)
+    embedder = Embedder(path, name, query_export)
     encoder = embedder.document_encoder
 
     class Broken:  # an onnxruntime session that fails at run time, as a corrupted install or OOM would

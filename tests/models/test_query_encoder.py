@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from assistant.index.loaded import top_k_stable
-from assistant.locations import default_data_dir
 from assistant.models import query_encoder as onnx_query
 from assistant.models.embeddings import Embedder
-from tests.conftest import make_settings
+from tests.models.conftest import packaged_embedding_model as _model
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "How can staff and patients share power in a quality improvement project?"
@@ -44,25 +43,6 @@ SENTENCES = [
     "Tokenism, burnout and consultation fatigue among volunteers",
     "What training do facilitators need before running a session?",
 ]
-
-
-def _model():
-    settings = make_settings(default_data_dir())
-    return settings.resolved_embedding_model(), settings.embedding_model_name()
-
-
-@pytest.fixture(scope="session")
-def query_export(tmp_path_factory) -> Path:
-    """A verified export: the one `make query-encoder` wrote, else a fresh one (needs the onnx package)."""
-    path, name = _model()
-    installed = onnx_query.packaged_dir(default_data_dir())
-    try:
-        onnx_query.load(installed, path, name)
-        return installed
-    except onnx_query.QueryEncoderUnavailable:
-        target = tmp_path_factory.mktemp("query-export") / onnx_query.DIRNAME
-        onnx_query.export(path, name, target)
-        return target
 
 
 def test_onnx_and_torch_query_vectors_agree(query_export):
