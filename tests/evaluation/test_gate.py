@@ -25,10 +25,7 @@ import pytest
 
 from assistant.evaluation.command import cmd_eval
 from assistant.faces.cli import build_parser
-from assistant.models.cross_encoder import resolve_model_dir
-from assistant.service import AssistantService
 from assistant.settings import PROJECT_ROOT, Settings
-from tests.conftest import make_settings
 
 # metric (or theme:metric) -> floor.  Measured value in the comment.
 FLOORS = {
@@ -56,14 +53,6 @@ FLOORS = {
     "adversarial:hit@5": 0.55,  # 0.583
     "out-of-scope:abstention_accuracy": 0.59,  # 0.625
 }
-
-
-@pytest.fixture(scope="module")
-def ce_service(corpus_data_dir):
-    """The corpus service with the packaged cross-encoder (fetched by `make cross-encoder` into the checkout's data/)."""
-    model_dir = resolve_model_dir(Settings())
-    assert (model_dir / "model.onnx").is_file(), f"the cross-encoder is missing at {model_dir}: run `make cross-encoder`"
-    return AssistantService(make_settings(corpus_data_dir, cross_encoder_path=str(model_dir)))
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +151,6 @@ def test_all_four_reports_are_written_and_well_formed(gate_run):
 
 
 def corpus_service_chunk_size() -> int:
-    from assistant.settings import Settings
 
     return Settings.model_fields["chunk_size"].default
 

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from assistant.answering.cite import lexical_support
-from assistant.models.cross_encoder import resolve_model_dir
 from assistant.planning.catalogue import activity_texts, audience_texts, match_audience
 from assistant.planning.evidence import ANSWER_MIN_LOGIT, TOPIC_MIN_LOGIT
 from assistant.planning.render import render
@@ -27,21 +26,12 @@ from assistant.planning.session import (
     tidy_quote,
 )
 from assistant.service import AssistantService
-from assistant.settings import Settings
 from tests.answering.citation_checks import citation_problems
 from tests.conftest import make_settings
 
 POWER = "power dynamics in co-design workshops"
 LEGO = "using Lego serious play in co-design"
 AUDIENCE = "ward managers and patient partners"
-
-
-@pytest.fixture(scope="module")
-def ce_service(corpus_data_dir):
-    """The corpus service with the packaged cross-encoder (fetched by `make cross-encoder` into the checkout's data/)."""
-    model_dir = resolve_model_dir(Settings())
-    assert (model_dir / "model.onnx").is_file(), f"the cross-encoder is missing at {model_dir}: run `make cross-encoder`"
-    return AssistantService(make_settings(corpus_data_dir, cross_encoder_path=str(model_dir)))
 
 
 @pytest.fixture(scope="module")
